@@ -1,0 +1,147 @@
+"""Checkpoint directories: ``model.safetensors`` + ``config.json`` (+ ``tokenizer/``), written atomically.
+
+A checkpoint is rebuilt from its directory alone: ``config.json`` holds the full model configuration
+with the text encoder's architecture inlined (no reference to the pretrained directory it came from).
+Writes go to a hidden temporary sibling that is renamed into place, so an interrupted write never
+leaves a directory that looks valid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xfm_pipeline.config import from_dict, to_dict
+from xfm_pipeline.model.config import TextConfig, XFMConfig
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "xfm_pipeline/checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A model with what travels beside it in a checkpoint directory."""
+
+    model: Any  # XFM (or a task model exposing .config)
+    tokenizer: Any = None  # transformers tokenizer, saved under tokenizer/
+    extra: dict[str, Any] = field(default_factory=dict)  # JSON metadata (provenance, import report ...)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing, incomplete or inconsistent."""
+
+
+def atomic_directory_write(directory: str | Path, write_fn) -> Path:
+    """Call ``write_fn(tmp_dir)`` then rename ``tmp_dir`` to ``directory`` (replacing it).
+
+    On any exception the temporary directory is removed and ``directory`` is left untouched.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write_fn(tmp)
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        old = None
+        if directory.exists():
+            old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def model_config_dict(model) -> dict[str, Any]:
+    """The model's config with the text encoder's architecture inlined (self-contained)."""
+    from xfm_pipeline.model.text import text_config_dict
+
+    cfg = to_dict(model.config)
+    cfg["text"] = to_dict(TextConfig(pretrained=None, hf_config=text_config_dict(model.text_encoder)))
+    return cfg
+
+
+def save_pretrained(model, directory: str | Path, tokenizer=None, extra: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` (an ``XFM`` or a task model exposing ``.config``) to ``directory`` atomically.
+
+    Args:
+        model: the module; all its parameters and persistent buffers are saved.
+        directory: target directory (replaced if it exists).
+        tokenizer: optional transformers tokenizer saved under ``tokenizer/``.
+        extra: optional JSON-serialisable metadata stored in ``config.json`` under ``extra``.
+    """
+    from safetensors.torch import save_model
+
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_config_dict(model), "extra": extra or {}}
+
+    def write(tmp: Path) -> None:
+        save_model(model, str(tmp / WEIGHTS_NAME))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    out = atomic_directory_write(directory, write)
+    log.info("saved checkpoint %s", out)
+    return out
+
+
+def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
+    """Read and check ``config.json`` of a checkpoint directory."""
+    directory = Path(directory)
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: not a checkpoint directory (missing {CONFIG_NAME})")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: invalid JSON ({err})") from err
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if not (directory / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{directory}: missing {WEIGHTS_NAME}")
+    return meta
+
+
+def load_pretrained(directory: str | Path):
+    """Rebuild an ``XFM`` from ``directory`` (strict: every tensor must match)."""
+    from safetensors.torch import load_model
+
+    from xfm_pipeline.model.xfm import XFM
+
+    meta = read_checkpoint_config(directory)
+    model = XFM(from_dict(XFMConfig, meta["model"]))
+    missing, unexpected = load_model(model, str(Path(directory) / WEIGHTS_NAME), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{directory}/{WEIGHTS_NAME} does not match its config: missing {sorted(missing)[:10]}, "
+            f"unexpected {sorted(unexpected)[:10]}"
+        )
+    return model
+
+
+def load_checkpoint_tokenizer(directory: str | Path):
+    """The tokenizer saved with a checkpoint."""
+    from xfm_pipeline.model.text import load_tokenizer
+
+    path = Path(directory) / TOKENIZER_DIR
+    if not path.is_dir():
+        raise CheckpointError(f"{directory}: no {TOKENIZER_DIR}/ saved with this checkpoint")
+    return load_tokenizer(path)

@@ -1,0 +1,150 @@
+"""Fusion encoder: post-LN layers of self-attention, cross-attention to image tokens and FFN (xfm_spec 1.3).
+
+Key names follow BERT/RoBERTa (``attention.self.query``, ``crossattention.output.LayerNorm``,
+``intermediate.dense``, ``output.dense`` ...) so the official ``fusion_encoder.roberta.encoder.layer.*``
+weights map one to one. The input is the text encoder's last hidden state; there is no embedding layer.
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xfm_pipeline.model.config import FusionConfig
+
+
+class _QKV(nn.Module):
+    """Query from the sequence, key/value from a context of possibly different width."""
+
+    def __init__(self, width: int, context_width: int):
+        super().__init__()
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(context_width, width)
+        self.value = nn.Linear(context_width, width)
+
+
+class _AddNorm(nn.Module):
+    """dense -> dropout -> residual add -> LayerNorm (post-LN)."""
+
+    def __init__(self, in_width: int, width: int, dropout: float, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(in_width, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class Attention(nn.Module):
+    """Multi-head attention block with post-LN output; self-attention when ``context`` is ``x``."""
+
+    def __init__(self, width: int, context_width: int, num_heads: int, dropout: float, eps: float):
+        super().__init__()
+        if width % num_heads:
+            raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.attn_dropout = dropout
+        self.self = _QKV(width, context_width)
+        self.output = _AddNorm(width, width, dropout, eps)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)  # (B, H, n, d/H)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D); context: (B, M, Dc); context_mask: (B, 1, 1, M) bool, True = attend."""
+        q = self._heads(self.self.query(x))
+        k = self._heads(self.self.key(context))
+        v = self._heads(self.self.value(context))
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=context_mask, dropout_p=self.attn_dropout if self.training else 0.0
+        )  # (B, H, L, D/H)
+        out = out.transpose(1, 2).flatten(2)  # (B, L, D)
+        return self.output(out, x)
+
+
+class _Intermediate(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.dense = nn.Linear(width, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(x))
+
+
+class FusionLayer(nn.Module):
+    """self-attn(text) -> Add&LN -> cross-attn(text -> image) -> Add&LN -> FFN -> Add&LN."""
+
+    def __init__(self, config: FusionConfig, width: int, image_width: int):
+        super().__init__()
+        c = config
+        self.attention = Attention(width, width, c.num_heads, c.dropout, c.layer_norm_eps)
+        self.crossattention = Attention(width, image_width, c.num_heads, c.dropout, c.layer_norm_eps)
+        self.intermediate = _Intermediate(width, c.intermediate_size)
+        self.output = _AddNorm(c.intermediate_size, width, c.dropout, c.layer_norm_eps)
+
+    def forward(self, x, text_mask, image_embeds, image_mask):
+        x = self.attention(x, x, text_mask)  # (B, L, D)
+        x = self.crossattention(x, image_embeds, image_mask)  # (B, L, D)
+        return self.output(self.intermediate(x), x)
+
+
+class MLMHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> decoder tied to a word-embedding table, plus its own bias."""
+
+    def __init__(self, width: int, vocab_size: int, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.layer_norm = nn.LayerNorm(width, eps=eps)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """hidden: (..., D); word_embeddings: (V, D) -> logits (..., V)."""
+        h = self.layer_norm(F.gelu(self.dense(hidden)))
+        return F.linear(h, word_embeddings, self.bias)
+
+
+class FusionEncoder(nn.Module):
+    """A stack of :class:`FusionLayer` over text hidden states, with an MLM head (image-conditioned MLM)."""
+
+    def __init__(self, config: FusionConfig, width: int, image_width: int, vocab_size: int):
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList(FusionLayer(config, width, image_width) for _ in range(config.num_layers))
+        self.lm_head = MLMHead(width, vocab_size, config.layer_norm_eps)
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor,
+        image_embeds: torch.Tensor,
+        image_atts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Fuse text states with image tokens.
+
+        Args:
+            text_embeds: (B, L, D) text-encoder last hidden state.
+            text_atts: (B, L) 1 for real tokens, 0 for padding.
+            image_embeds: (B, M, Dv) image tokens (M = 1+N).
+            image_atts: optional (B, M), 1 = attend (region masks); default all ones.
+
+        Returns:
+            (B, L, D) fused states; index 0 is the fusion CLS.
+        """
+        text_mask = text_atts.bool()[:, None, None, :]  # (B, 1, 1, L)
+        if image_atts is None:
+            image_mask = torch.ones(image_embeds.shape[:2], dtype=torch.bool, device=image_embeds.device)
+        else:
+            image_mask = image_atts.bool()
+        image_mask = image_mask[:, None, None, :]  # (B, 1, 1, M)
+        x = text_embeds
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training:
+                x = torch.utils.checkpoint.checkpoint(layer, x, text_mask, image_embeds, image_mask, use_reentrant=False)
+            else:
+                x = layer(x, text_mask, image_embeds, image_mask)
+        return x

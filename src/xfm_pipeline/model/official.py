@@ -1,0 +1,164 @@
+"""Import of the official X-FM checkpoint (``.th`` file, ``{'model': state_dict}``; xfm_spec 6).
+
+An explicit key map (timm's ``checkpoint_filter_fn`` pattern): every official key is either mapped
+to a key of this model, resized (relative position tables when the image size differs), or skipped
+with a recorded reason. The report lists loaded, resized, skipped, unexpected and missing keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_SKIP_RULES: tuple[tuple[str, str], ...] = (
+    (".relative_position_index", "buffer, regenerated for the target image size"),
+    ("embeddings.position_ids", "buffer, regenerated"),
+    (".lm_cap_head.", "unused captioning head of the official code (xfm_spec 8.3)"),
+    ("fusion_encoder.roberta.embeddings.", "fusion input is the text-encoder output; its embeddings are unused"),
+    ("fusion_encoder.lm_head.decoder.", "fusion MLM decoder is tied to the text word embeddings (xfm_spec 8.2)"),
+    ("text_encoder.lm_head.decoder.", "tied to the text word embeddings"),
+)
+
+
+@dataclass
+class ImportReport:
+    """What happened to every key of an imported state dict."""
+
+    loaded: list[str] = field(default_factory=list)  # model keys filled from the file
+    resized: list[str] = field(default_factory=list)  # subset of loaded that were interpolated
+    skipped: dict[str, str] = field(default_factory=dict)  # official key -> reason
+    unexpected: list[str] = field(default_factory=list)  # official keys with no place in this model
+    missing: list[str] = field(default_factory=list)  # model keys left at their initial values
+
+    def summary(self) -> str:
+        """One line per category, for logs."""
+        return (
+            f"loaded {len(self.loaded)} (resized {len(self.resized)}), skipped {len(self.skipped)}, "
+            f"unexpected {len(self.unexpected)}, missing {len(self.missing)}"
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "loaded": self.loaded,
+            "resized": self.resized,
+            "skipped": self.skipped,
+            "unexpected": self.unexpected,
+            "missing": self.missing,
+        }
+
+
+def map_official_key(key: str, text_prefix: str) -> str | None:
+    """Official key -> this model's key (``None`` when a skip rule applies).
+
+    ``text_prefix`` is the text encoder's base-model attribute (``roberta`` or ``bert``).
+    """
+    for pattern, _ in _SKIP_RULES:
+        if pattern in key:
+            return None
+    if key.startswith("visual_encoder."):  # X-VLM era name
+        key = "vision_encoder." + key[len("visual_encoder.") :]
+    if key.startswith("fusion_encoder.roberta.encoder.layer."):
+        return "fusion_encoder.layer." + key[len("fusion_encoder.roberta.encoder.layer.") :]
+    if key.startswith("text_encoder."):
+        rest = key[len("text_encoder.") :]
+        if rest.startswith("roberta."):
+            rest = rest[len("roberta.") :]
+        if rest.startswith(("embeddings.", "encoder.")):  # fine-tuned checkpoints have no `roberta.`
+            return f"text_encoder.{text_prefix}.{rest}"
+        return f"text_encoder.{rest}"
+    return key
+
+
+def skip_reason(key: str) -> str | None:
+    """The reason an official key is skipped, or ``None``."""
+    for pattern, reason in _SKIP_RULES:
+        if pattern in key:
+            return reason
+    return None
+
+
+def resize_rel_pos_table(table: torch.Tensor, target_shape: tuple[int, ...]) -> torch.Tensor:
+    """Resize a BEiT relative position table ((2g-1)^2 + 3, H) to ``target_shape`` (3 extra rows kept).
+
+    Uses timm's geometric-spacing interpolation, the BEiT recipe the official code implements with
+    scipy's removed ``interp2d`` (xfm_spec 6.3).
+    """
+    from timm.layers import resize_rel_pos_bias_table
+
+    side = int(round((target_shape[0] - 3) ** 0.5))
+    new_window = ((side + 1) // 2, (side + 1) // 2)
+    return resize_rel_pos_bias_table(table, new_window_size=new_window, new_bias_shape=tuple(target_shape))
+
+
+def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tuple[dict[str, torch.Tensor], ImportReport]:
+    """Map an official X-FM state dict onto ``model`` (an ``XFM``); tensors are not copied.
+
+    Raises:
+        ValueError: a mapped tensor has a shape that cannot be reconciled (names the key and both shapes).
+    """
+    report = ImportReport()
+    target = model.state_dict()
+    text_prefix = model.text_encoder.base_model_prefix
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in official.items():
+        reason = skip_reason(key)
+        if reason is not None:
+            report.skipped[key] = reason
+            continue
+        new_key = map_official_key(key, text_prefix)
+        if new_key not in target:
+            report.unexpected.append(key)
+            continue
+        want = tuple(target[new_key].shape)
+        if tuple(tensor.shape) != want:
+            if new_key.endswith("relative_position_bias_table"):
+                tensor = resize_rel_pos_table(tensor, want)
+                report.resized.append(new_key)
+            else:
+                raise ValueError(f"official key {key} -> {new_key}: shape {tuple(tensor.shape)} != model {want}")
+        out[new_key] = tensor
+        report.loaded.append(new_key)
+    tied = _tied_keys(model)
+    report.missing = sorted(k for k in target if k not in out and k not in tied and not _is_buffer(model, k))
+    return out, report
+
+
+def load_official_checkpoint(path: str | Path, model) -> ImportReport:
+    """Load the official ``.th`` file at ``path`` into ``model`` (``torch.load(weights_only=True)``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"official X-FM checkpoint not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"{path}: cannot be read as a weights-only torch checkpoint ({err})") from err
+    state = blob.get("model", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected {{'model': state_dict}} or a raw state dict of tensors")
+    mapped, report = convert_official_state_dict(state, model)
+    model.load_state_dict(mapped, strict=False)
+    log.info("imported %s: %s", path, report.summary())
+    return report
+
+
+def _is_buffer(model, key: str) -> bool:
+    return key in dict(model.named_buffers())
+
+
+def _tied_keys(model) -> set[str]:
+    """State-dict keys that alias a tensor already present under another name (tied weights)."""
+    seen: dict[int, str] = {}
+    tied = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        ptr = id(tensor)
+        if ptr in seen:
+            tied.add(name)
+        else:
+            seen[ptr] = name
+    return tied

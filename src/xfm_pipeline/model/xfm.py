@@ -1,0 +1,118 @@
+"""The X-FM composite: vision, text and fusion encoders with projections and heads (xfm_spec 1).
+
+The model returns features, never losses: objectives and tasks combine these helpers.
+
+    image -> vision_encoder -> V (B, 1+N, Dv)          V[:, 0] = mean-pooled token
+    text  -> text_encoder   -> T (B, L, Dt)            T[:, 0] = <s>/[CLS]
+    (T, V) -> fusion_encoder -> F (B, L, Dt)           F[:, 0] = fusion CLS (ITM, boxes)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xfm_pipeline.model.config import XFMConfig
+from xfm_pipeline.model.fusion import FusionEncoder
+from xfm_pipeline.model.heads import build_mlp, init_weights
+from xfm_pipeline.model.text import build_text_encoder, mlm_head
+from xfm_pipeline.model.vision import VisionEncoder
+
+
+class XFM(nn.Module):
+    """X-FM foundation model (no task heads; tasks add their own)."""
+
+    def __init__(self, config: XFMConfig):
+        super().__init__()
+        self.config = config
+        self.vision_encoder = VisionEncoder(config.vision)
+        self.text_encoder = build_text_encoder(config.text)
+        text_cfg = self.text_encoder.config
+        vision_width, text_width = config.vision.width, text_cfg.hidden_size
+        self.fusion_encoder = FusionEncoder(config.fusion, text_width, vision_width, text_cfg.vocab_size)
+        self.vision_proj = nn.Linear(vision_width, config.embed_dim)
+        self.text_proj = nn.Linear(text_width, config.embed_dim)
+        self.temp = nn.Parameter(torch.tensor(float(config.temp)))
+        self.itm_head = build_mlp(text_width, 2)
+        self.bbox_head = build_mlp(text_width, 4)
+        for fresh in (self.fusion_encoder, self.vision_proj, self.text_proj, self.itm_head, self.bbox_head):
+            init_weights(fresh)
+
+    # ------------------------------------------------------------------ encoders
+    def encode_image(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) [+ (B, N) bool MIM mask] -> (B, 1+N, Dv)."""
+        return self.vision_encoder(images, patch_mask)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids and mask -> (B, L, Dt) last hidden state of the text encoder."""
+        return self.text_encoder.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def fuse(
+        self,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor,
+        image_embeds: torch.Tensor,
+        image_atts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cross-modal fusion: (B, L, Dt) text states x (B, M, Dv) image tokens -> (B, L, Dt)."""
+        return self.fusion_encoder(text_embeds, text_atts, image_embeds, image_atts)
+
+    # ------------------------------------------------------------------ ITC
+    @property
+    def temperature(self) -> torch.Tensor:
+        """The ITC temperature clamped to [temp_min, temp_max] (functional; the parameter is not edited)."""
+        return self.temp.clamp(self.config.temp_min, self.config.temp_max)
+
+    def image_features(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """(B, 1+N, Dv) -> (B, E) L2-normalised projection of token 0."""
+        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
+
+    def text_features(self, text_embeds: torch.Tensor) -> torch.Tensor:
+        """(B, L, Dt) -> (B, E) L2-normalised projection of token 0."""
+        return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
+
+    def similarity(self, image_feats: torch.Tensor, text_feats: torch.Tensor) -> torch.Tensor:
+        """(Bi, E) x (Bt, E) -> (Bi, Bt) ITC logits, cosine / temperature."""
+        return image_feats @ text_feats.t() / self.temperature
+
+    # ------------------------------------------------------------------ heads
+    def itm_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        """(B, L, Dt) fused states -> (B, 2) match logits; index 1 = match."""
+        return self.itm_head(fused[:, 0])
+
+    def itm_score(self, fused: torch.Tensor) -> torch.Tensor:
+        """(B, L, Dt) -> (B,) positive-class ITM logit (the retrieval re-ranking score)."""
+        return self.itm_logits(fused)[:, 1]
+
+    def predict_bbox(self, fused: torch.Tensor) -> torch.Tensor:
+        """(B, L, Dt) -> (B, 4) normalised (cx, cy, w, h) in [0, 1]."""
+        return self.bbox_head(fused[:, 0]).sigmoid()
+
+    def text_mlm_logits(self, text_hidden: torch.Tensor) -> torch.Tensor:
+        """(..., Dt) text-encoder states -> (..., V) logits of the text MLM head."""
+        return mlm_head(self.text_encoder)(text_hidden)
+
+    def fusion_mlm_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        """(..., Dt) fused states -> (..., V) image-conditioned MLM logits.
+
+        The decoder is tied to the TEXT word embeddings (the official code ties it to a separate, randomly
+        initialised table of the fusion encoder; xfm_spec 8.2).
+        """
+        return self.fusion_encoder.lm_head(fused, self.text_encoder.get_input_embeddings().weight)
+
+    # ------------------------------------------------------------------ I/O
+    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` (+ ``tokenizer/``) atomically; see ``checkpoint``."""
+        from xfm_pipeline.model.checkpoint import save_pretrained
+
+        return save_pretrained(self, directory, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> XFM:
+        """Rebuild the model from a directory written by :meth:`save_pretrained`."""
+        from xfm_pipeline.model.checkpoint import load_pretrained
+
+        return load_pretrained(directory)

@@ -1,0 +1,1 @@
+"""Kedro pipelines: wiring only; the work happens in the packages they call."""
