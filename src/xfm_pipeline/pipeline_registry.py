@@ -7,10 +7,12 @@ from kedro.pipeline import Pipeline
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Map pipeline names to pipelines; ``__default__`` runs the demo chain."""
-    from xfm_pipeline.pipelines import model_init
+    from xfm_pipeline.pipelines import data_ingestion, data_validation, model_init
 
     pipelines: dict[str, Pipeline] = {
+        "data_ingestion": data_ingestion.create_pipeline(),
+        "data_validation": data_validation.create_pipeline(),
         "model_init": model_init.create_pipeline(),
     }
-    pipelines["__default__"] = pipelines["model_init"]
+    pipelines["__default__"] = pipelines["data_ingestion"] + pipelines["data_validation"] + pipelines["model_init"]
     return pipelines

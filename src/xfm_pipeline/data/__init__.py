@@ -1,0 +1,1 @@
+"""Data layer: readers for the published formats, the shapes-world generator, transforms, validation."""
