@@ -1,0 +1,68 @@
+"""Checkpoint directories: exact round trip, self-contained config, atomic writes, clear errors."""
+
+import json
+
+import pytest
+import torch
+
+from xfm_pipeline.model import XFM, load_checkpoint_tokenizer, save_pretrained
+from xfm_pipeline.model.checkpoint import CheckpointError, atomic_directory_write, load_pretrained
+from xfm_pipeline.model.text import load_tokenizer
+
+
+def _outputs(model):
+    torch.manual_seed(3)
+    images = torch.randn(2, 3, 64, 64)
+    ids = torch.randint(5, 1000, (2, 7))
+    atts = torch.ones(2, 7, dtype=torch.long)
+    with torch.no_grad():
+        v, t = model.encode_image(images), model.encode_text(ids, atts)
+        return model.fuse(t, atts, v), model.image_features(v)
+
+
+def test_round_trip_is_exact(tiny_model, tmp_path):
+    tokenizer = load_tokenizer("all-minilm-l6-v2")
+    tiny_model.save_pretrained(tmp_path / "ckpt", tokenizer=tokenizer)
+    loaded = XFM.from_pretrained(tmp_path / "ckpt").eval()
+    ours, theirs = tiny_model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        torch.testing.assert_close(theirs[key], ours[key], rtol=0, atol=0)
+    for a, b in zip(_outputs(tiny_model), _outputs(loaded)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the tie survives the round trip
+    assert loaded.text_encoder.get_output_embeddings().weight is loaded.text_encoder.get_input_embeddings().weight
+    assert load_checkpoint_tokenizer(tmp_path / "ckpt")("a red circle")["input_ids"] == tokenizer("a red circle")["input_ids"]
+
+
+def test_config_is_self_contained(tiny_model, tmp_path):
+    save_pretrained(tiny_model, tmp_path / "ckpt", extra={"step": 7})
+    meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert meta["model"]["text"]["pretrained"] is None
+    assert meta["model"]["text"]["hf_config"]["model_type"] == "bert"
+    assert meta["model"]["text"]["hf_config"]["hidden_size"] == 384
+    assert meta["extra"] == {"step": 7}
+
+
+def test_failed_write_leaves_previous_checkpoint_intact(tiny_model, tmp_path):
+    target = tmp_path / "ckpt"
+    save_pretrained(tiny_model, target)
+    before = (target / "model.safetensors").read_bytes()
+
+    def crash(tmp):
+        (tmp / "model.safetensors").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_directory_write(target, crash)
+    assert (target / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary left behind
+
+
+def test_incomplete_directories_are_rejected(tiny_model, tmp_path):
+    with pytest.raises(CheckpointError, match="missing config.json"):
+        load_pretrained(tmp_path)
+    save_pretrained(tiny_model, tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        load_pretrained(tmp_path / "ckpt")

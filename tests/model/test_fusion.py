@@ -1,0 +1,88 @@
+"""Fusion encoder against a naive reference: post-LN self-attn, cross-attn with masks, FFN."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xfm_pipeline.model.config import FusionConfig
+from xfm_pipeline.model.fusion import FusionEncoder
+
+
+def _naive_attention(block, x, context, mask):
+    """Plain softmax attention written out, with the block's weights; mask (B, M) True = attend."""
+    b, length, d = x.shape
+    h = block.num_heads
+    q = block.self.query(x).view(b, length, h, d // h).transpose(1, 2)
+    k = block.self.key(context).view(b, context.shape[1], h, d // h).transpose(1, 2)
+    v = block.self.value(context).view(b, context.shape[1], h, d // h).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
+    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, length, d)
+    return block.output.LayerNorm(block.output.dense(out) + x)
+
+
+def _naive_layer(layer, x, text_mask, image, image_mask):
+    x = _naive_attention(layer.attention, x, x, text_mask)
+    x = _naive_attention(layer.crossattention, x, image, image_mask)
+    return layer.output.LayerNorm(layer.output.dense(F.gelu(layer.intermediate.dense(x))) + x)
+
+
+@pytest.fixture(scope="module")
+def fusion():
+    torch.manual_seed(0)
+    cfg = FusionConfig(num_layers=2, num_heads=4, intermediate_size=64, dropout=0.1)
+    return FusionEncoder(cfg, width=32, image_width=24, vocab_size=50).eval()
+
+
+def test_matches_naive_reference(fusion):
+    torch.manual_seed(1)
+    text, image = torch.randn(2, 5, 32), torch.randn(2, 7, 24)
+    text_atts = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    image_atts = torch.tensor([[1] * 7, [1, 1, 1, 1, 0, 0, 0]])
+    out = fusion(text, text_atts, image, image_atts)
+    ref = text
+    for layer in fusion.layer:
+        ref = _naive_layer(layer, ref, text_atts.bool(), image, image_atts.bool())
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_masked_tokens_do_not_influence_the_output(fusion):
+    torch.manual_seed(2)
+    text, image = torch.randn(1, 6, 32), torch.randn(1, 9, 24)
+    text_atts = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    image_atts = torch.tensor([[1, 1, 1, 1, 1, 0, 0, 0, 0]])
+    out = fusion(text, text_atts, image, image_atts)
+    text2, image2 = text.clone(), image.clone()
+    text2[:, 4:] = torch.randn(1, 2, 32)
+    image2[:, 5:] = torch.randn(1, 4, 24)
+    out2 = fusion(text2, text_atts, image2, image_atts)
+    torch.testing.assert_close(out[:, :4], out2[:, :4])
+
+
+def test_default_image_mask_attends_everywhere(fusion):
+    text, image = torch.randn(2, 4, 32), torch.randn(2, 3, 24)
+    atts = torch.ones(2, 4, dtype=torch.long)
+    torch.testing.assert_close(fusion(text, atts, image), fusion(text, atts, image, torch.ones(2, 3)))
+
+
+def test_mlm_head_uses_the_given_tied_table(fusion):
+    table = torch.randn(50, 32)
+    logits = fusion.lm_head(torch.randn(3, 32), table)
+    assert logits.shape == (3, 50)
+    assert set(dict(fusion.lm_head.named_parameters())) == {"dense.weight", "dense.bias", "layer_norm.weight", "layer_norm.bias", "bias"}
+
+
+def test_key_names_follow_bert_layout(fusion):
+    keys = set(fusion.state_dict())
+    for expected in (
+        "layer.0.attention.self.query.weight",
+        "layer.0.attention.output.LayerNorm.weight",
+        "layer.1.crossattention.self.key.weight",
+        "layer.1.crossattention.output.dense.bias",
+        "layer.1.intermediate.dense.weight",
+        "layer.1.output.LayerNorm.bias",
+    ):
+        assert expected in keys
+    assert fusion.layer[0].crossattention.self.key.in_features == 24

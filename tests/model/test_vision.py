@@ -1,0 +1,65 @@
+"""The BEiT-v2 style vision encoder: X-FM pooling order, MIM mask token, region pooling, key layout."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from xfm_pipeline.model.config import VisionConfig
+from xfm_pipeline.model.vision import VisionEncoder, region_pool
+
+KEYS_TSV = Path(__file__).resolve().parents[3] / "shared" / "xfm_base_state_dict_keys.tsv"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return VisionEncoder(VisionConfig(image_size=32, patch_size=8, width=48, depth=2, num_heads=3, drop_path_rate=0.0)).eval()
+
+
+def test_token_zero_is_mean_of_normalised_patches(encoder):
+    x = torch.randn(2, 3, 32, 32)
+    out = encoder(x)
+    assert out.shape == (2, 1 + 16, 48)
+    torch.testing.assert_close(out[:, 0], out[:, 1:].mean(1))
+    # fc_norm (weight 1, bias 0 at init) is applied to every patch token before pooling
+    patches = out[:, 1:]
+    torch.testing.assert_close(patches.mean(-1), torch.zeros(2, 16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(patches.var(-1, unbiased=False), torch.ones(2, 16), atol=1e-3, rtol=0)
+
+
+def test_mask_token_replaces_masked_patches(encoder):
+    x = torch.randn(2, 3, 32, 32)
+    none = torch.zeros(2, 16, dtype=torch.bool)
+    torch.testing.assert_close(encoder(x, none), encoder(x))
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :5] = True
+    masked = encoder(x, mask)
+    assert not torch.allclose(masked, encoder(x))
+    # the masked patches' pixels no longer matter
+    y = x.clone()
+    y[:, :, :8, :] = torch.randn(2, 3, 8, 32)  # first patch row = patches 0..3, all masked
+    torch.testing.assert_close(encoder(y, mask), masked)
+    with pytest.raises(ValueError, match="patch_mask"):
+        encoder(x, torch.zeros(2, 15, dtype=torch.bool))
+
+
+def test_region_pool_weights_the_region_patches():
+    embeds = torch.randn(1, 1 + 4, 3)
+    weights = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    pooled = region_pool(embeds, weights)
+    torch.testing.assert_close(pooled[0, 0], (embeds[0, 1] + embeds[0, 3]) / 2)
+    torch.testing.assert_close(pooled[:, 1:], embeds[:, 1:])
+
+
+def test_key_layout_matches_official_vision_encoder():
+    official = {}
+    for row in csv.DictReader(KEYS_TSV.open(), delimiter="\t"):
+        # relative_position_index is a buffer the official code saves; timm regenerates it (non-persistent)
+        if row["name"].startswith("vision_encoder.") and not row["name"].endswith("relative_position_index"):
+            official[row["name"][len("vision_encoder.") :]] = tuple(eval(row["shape"]))  # noqa: S307 - shapes like [1, 768]
+    with torch.device("meta"):
+        base = VisionEncoder(VisionConfig())
+    ours = {k: tuple(v.shape) for k, v in base.state_dict().items()}
+    assert ours == official
