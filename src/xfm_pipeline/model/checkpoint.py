@@ -79,6 +79,17 @@ def model_config_dict(model) -> dict[str, Any]:
     return cfg
 
 
+def write_pretrained(model, directory: Path, tokenizer=None, extra: dict[str, Any] | None = None) -> None:
+    """Write weights, config (and tokenizer) into an existing directory (not atomic; see save_pretrained)."""
+    from safetensors.torch import save_model
+
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_config_dict(model), "extra": extra or {}}
+    save_model(model, str(directory / WEIGHTS_NAME))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+    (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
 def save_pretrained(model, directory: str | Path, tokenizer=None, extra: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (an ``XFM`` or a task model exposing ``.config``) to ``directory`` atomically.
 
@@ -88,17 +99,7 @@ def save_pretrained(model, directory: str | Path, tokenizer=None, extra: dict[st
         tokenizer: optional transformers tokenizer saved under ``tokenizer/``.
         extra: optional JSON-serialisable metadata stored in ``config.json`` under ``extra``.
     """
-    from safetensors.torch import save_model
-
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_config_dict(model), "extra": extra or {}}
-
-    def write(tmp: Path) -> None:
-        save_model(model, str(tmp / WEIGHTS_NAME))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
-        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
-
-    out = atomic_directory_write(directory, write)
+    out = atomic_directory_write(directory, lambda tmp: write_pretrained(model, tmp, tokenizer, extra))
     log.info("saved checkpoint %s", out)
     return out
 

@@ -1,0 +1,66 @@
+"""AdamW parameter groups and the linear warm-up / linear decay schedule (xfm_spec 2.6)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+# Parameters matched by these name fragments are never decayed, whatever their rank.
+NO_DECAY_NAMES = ("relative_position_bias_table", "cls_token", "mask_token", "temp")
+
+
+def param_groups(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    new_param_prefixes: Iterable[str] = (),
+    lr_mult: float = 2.0,
+) -> list[dict]:
+    """Split trainable parameters into {decay, no decay} x {base lr, lr_mult x lr}.
+
+    No decay on biases, normalisation weights, LayerScale gammas (all tensors with ndim <= 1) and on
+    relative position tables / special tokens / temperature. Parameters whose name starts with one of
+    ``new_param_prefixes`` (freshly initialised heads) get ``lr_mult`` times the learning rate.
+    """
+    prefixes = tuple(new_param_prefixes)
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = param.ndim > 1 and not any(fragment in name for fragment in NO_DECAY_NAMES)
+        new = name.startswith(prefixes) if prefixes else False
+        groups.setdefault((decay, new), []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": weight_decay if decay else 0.0,
+            "lr": lr * (lr_mult if new else 1.0),
+            "name": f"{'decay' if decay else 'no_decay'}{'_new' if new else ''}",
+        }
+        for (decay, new), params in sorted(groups.items())
+    ]
+
+
+def create_optimizer(groups: list[dict], betas=(0.9, 0.98), eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW with the fused kernel when every parameter is a floating tensor on CPU or CUDA."""
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(groups, betas=tuple(betas), eps=eps, fused=fused or None)
+
+
+def warmup_steps_of(warmup: float, total_steps: int) -> int:
+    """Warm-up given as steps (>= 1) or as a fraction of the total (0 <= warmup < 1)."""
+    return int(round(warmup * total_steps)) if 0 <= warmup < 1 else int(warmup)
+
+
+def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
+    """LambdaLR: linear 0 -> 1 over ``warmup_steps``, then linear 1 -> 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
