@@ -1,10 +1,14 @@
-"""Project hooks."""
+"""Project hooks: offline environment, and MLflow tracking of every run (one parent run per ``kedro run``)."""
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
 from kedro.framework.hooks import hook_impl
+
+log = logging.getLogger(__name__)
 
 # Nothing may download at run time; no telemetry leaves the machine.
 OFFLINE_ENVIRONMENT = {
@@ -14,7 +18,11 @@ OFFLINE_ENVIRONMENT = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DVC_NO_ANALYTICS": "1",
     "DO_NOT_TRACK": "1",
+    "GX_ANALYTICS_ENABLED": "false",
 }
+
+# Nodes with this tag get a nested MLflow run (training and evaluation nodes).
+TRACKED_TAG = "mlflow"
 
 
 class OfflineEnvironmentHook:
@@ -24,3 +32,133 @@ class OfflineEnvironmentHook:
     def after_context_created(self, context) -> None:  # noqa: ARG002 - hook signature
         for key, value in OFFLINE_ENVIRONMENT.items():
             os.environ.setdefault(key, value)
+
+
+class MlflowHook:
+    """Parent run per pipeline run; a nested run per node tagged ``mlflow``.
+
+    Nested runs get the node's parameters (flattened), the git commit, MD5s of file inputs, metrics
+    from outputs whose name ends in ``metrics`` (dicts of numbers), and checkpoint directories saved
+    by the node as artifacts. Set ``XFM_MLFLOW=0`` to switch tracking off.
+    """
+
+    def __init__(self):
+        self._client = None
+        self._parent: str | None = None
+        self._node_runs: dict[str, str] = {}
+        self._catalog = None
+
+    @property
+    def enabled(self) -> bool:
+        return os.environ.get("XFM_MLFLOW", "1") != "0"
+
+    def _mlflow(self):
+        from mlflow.tracking import MlflowClient
+
+        from xfm_pipeline.tracking import EXPERIMENT, tracking_uri
+
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri())
+            exp = self._client.get_experiment_by_name(EXPERIMENT)
+            self._experiment_id = exp.experiment_id if exp else self._client.create_experiment(EXPERIMENT)
+        return self._client
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:  # noqa: ARG002
+        if not self.enabled:
+            return
+        from xfm_pipeline.tracking import git_commit
+
+        client = self._mlflow()
+        names = run_params.get("pipeline_names") or ["__default__"]
+        run = client.create_run(
+            self._experiment_id,
+            run_name=f"kedro run {'+'.join(names)}",
+            tags={"kedro.session_id": str(run_params.get("session_id")), "git_commit": git_commit(), "kedro.pipelines": ",".join(names)},
+        )
+        self._parent = run.info.run_id
+        self._catalog = catalog
+        os.environ["XFM_MLFLOW_PARENT_RUN_ID"] = self._parent
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs: dict[str, Any]) -> None:  # noqa: ARG002
+        if not (self.enabled and self._parent and TRACKED_TAG in node.tags):
+            return
+        from xfm_pipeline.tracking import file_md5, flatten, git_commit
+
+        client = self._mlflow()
+        run = client.create_run(
+            self._experiment_id,
+            run_name=node.name,
+            tags={"mlflow.parentRunId": self._parent, "kedro.node": node.name, "git_commit": git_commit()},
+        )
+        run_id = run.info.run_id
+        self._node_runs[node.name] = run_id
+        params = {}
+        for name, value in inputs.items():
+            if name.startswith("params:"):
+                flatten(name[len("params:") :], value, params)
+        for key, value in list(params.items())[:500]:
+            client.log_param(run_id, key[:250], str(value)[:6000])
+        for name in inputs:
+            path = _dataset_path(catalog, name)
+            if path is not None and path.is_file():
+                client.set_tag(run_id, f"data_md5.{name}", file_md5(path))
+        os.environ["XFM_MLFLOW_RUN_ID"] = run_id
+
+    @hook_impl
+    def after_node_run(self, node, outputs: dict[str, Any]) -> None:
+        run_id = self._node_runs.get(node.name)
+        if run_id is None:
+            return
+        client = self._mlflow()
+        for name, value in outputs.items():
+            if name.endswith("metrics") and isinstance(value, dict):
+                from xfm_pipeline.tracking import flatten
+
+                for key, number in flatten("", value).items():
+                    if isinstance(number, (int, float)) and not isinstance(number, bool):
+                        client.log_metric(run_id, key, float(number))
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        run_id = self._node_runs.get(node.name)
+        if run_id is None or type(data).__name__ != "Checkpoint":
+            return
+        path = _dataset_path(self._catalog, dataset_name)
+        if path is not None and path.is_dir():
+            self._mlflow().log_artifacts(run_id, str(path), artifact_path=dataset_name)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._finish("FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._finish("FAILED")
+
+    def _finish(self, status: str) -> None:
+        if self._parent is None:
+            return
+        client = self._mlflow()
+        for run_id in self._node_runs.values():
+            client.set_terminated(run_id, status)
+        client.set_terminated(self._parent, status)
+        log.info("MLflow parent run %s (%s)", self._parent, status)
+        self._parent, self._node_runs = None, {}
+        os.environ.pop("XFM_MLFLOW_RUN_ID", None)
+        os.environ.pop("XFM_MLFLOW_PARENT_RUN_ID", None)
+
+
+def _dataset_path(catalog, name: str):
+    from pathlib import Path
+
+    try:
+        dataset = catalog.get(name) if hasattr(catalog, "get") else catalog._get_dataset(name)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - params and memory datasets have no path
+        return None
+    for attr in ("_filepath", "_path"):
+        value = getattr(dataset, attr, None)
+        if value is not None:
+            return Path(str(value))
+    return None

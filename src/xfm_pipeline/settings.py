@@ -1,8 +1,8 @@
 """Kedro project settings."""
 
-from xfm_pipeline.hooks import OfflineEnvironmentHook
+from xfm_pipeline.hooks import MlflowHook, OfflineEnvironmentHook
 
-HOOKS = (OfflineEnvironmentHook(),)
+HOOKS = (OfflineEnvironmentHook(), MlflowHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,0 +1,241 @@
+"""Torch datasets and collation of the four pretraining streams (xfm_spec 2.1, 2.4, 2.5).
+
+Every ``__getitem__`` takes ``(index, sample_seed)`` from :class:`~xfm_pipeline.training.sampling.StreamSampler`
+and draws ALL its randomness (caption choice, crop, flip, RandAugment, text and patch masks) from that
+seed, so a sample is the same on any rank, worker or process count, and after a restart.
+
+Batches are dicts of tensors with ``"stream"`` naming the objective set (see ``objectives.pretrain``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from xfm_pipeline.data.formats.pretrain import ImageOnlyRecord, ImageTextRecord, RegionTextRecord, TextOnlyRecord
+from xfm_pipeline.data.images import load_record_image
+from xfm_pipeline.data.text import pre_caption, tokenize
+
+# Prefixes X-FM prepends when a record holds several base64 images and one is drawn (xfm_spec 2.5).
+MULTI_IMAGE_PREFIXES = ("A image of ", "The image contains ", "We can see ", "A picture of ")
+
+
+@dataclass
+class TextSettings:
+    """Tokenisation and masking of one stream's texts."""
+
+    max_words: int = 30  # pre_caption truncation (words)
+    max_tokens: int = 30  # padded/truncated token length incl. specials
+    apply_pre_caption: bool = True  # X-FM normalisation (off for the text-only stream)
+
+
+def _transform(transform, image: Image.Image, seed: int) -> torch.Tensor:
+    """Apply a torchvision transform with its randomness drawn from ``seed`` (global RNG restored after)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed % (2**63))
+        return transform(image)
+
+
+def _image(record, root: str | Path | None, rng: random.Random, where: str) -> tuple[Image.Image, str]:
+    """(PIL image, caption prefix): a path, a single base64 image, or one drawn from several."""
+    if record.image is not None:
+        return load_record_image(record.image, None, root, where), ""
+    if len(record.binary) == 1:
+        return load_record_image(None, record.binary[0], root, where), ""
+    pick = rng.randrange(len(record.binary))
+    return load_record_image(None, record.binary[pick], root, where), rng.choice(MULTI_IMAGE_PREFIXES)
+
+
+def _masked_text(tokenizer, text_masker, text: str, settings: TextSettings, rng: random.Random) -> dict[str, torch.Tensor]:
+    tok = tokenize(tokenizer, text, settings.max_tokens)  # (1, L)
+    masked = text_masker(tok.text_ids, tok.text_atts, rng=rng)
+    return {
+        "text_ids": tok.text_ids[0],  # (L,)
+        "text_atts": tok.text_atts[0],  # (L,)
+        "text_ids_masked": masked.text_ids_masked[0],  # (L,)
+        "masked_pos": masked.masked_pos[0],  # (M,)
+        "masked_ids": masked.masked_ids[0],  # (M,)
+    }
+
+
+class ImageTextDataset(torch.utils.data.Dataset):
+    """Image-text pairs: image (augmented), caption, masked caption, MIM patch mask."""
+
+    stream = "image_text"
+
+    def __init__(self, records: list[ImageTextRecord], image_root, transform, tokenizer, text_masker, patch_masker, text: TextSettings, source: str = "image_text"):
+        self.records, self.root, self.transform = records, image_root, transform
+        self.tokenizer, self.text_masker, self.patch_masker, self.text = tokenizer, text_masker, patch_masker, text
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+        index, seed = item
+        rng = random.Random(seed)
+        record = self.records[index]
+        where = f"{self.source} record {index}"
+        image, prefix = _image(record, self.root, rng, where)
+        caption = prefix + rng.choice(record.desc)
+        caption = pre_caption(caption, self.text.max_words) if self.text.apply_pre_caption else caption
+        return {
+            "images": _transform(self.transform, image, rng.getrandbits(62)),  # (3, S, S)
+            "image_patch_mask": self.patch_masker(1, rng)[0],  # (N,) bool
+            "image_idx": index,
+            **_masked_text(self.tokenizer, self.text_masker, caption, self.text, rng),
+        }
+
+
+class ImageOnlyDataset(torch.utils.data.Dataset):
+    """Images for the MIM-only stream."""
+
+    stream = "image_only"
+
+    def __init__(self, records: list[ImageOnlyRecord], image_root, transform, patch_masker, source: str = "image_only"):
+        self.records, self.root, self.transform, self.patch_masker, self.source = records, image_root, transform, patch_masker, source
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+        index, seed = item
+        rng = random.Random(seed)
+        image, _ = _image(self.records[index], self.root, rng, f"{self.source} record {index}")
+        return {"images": _transform(self.transform, image, rng.getrandbits(62)), "image_patch_mask": self.patch_masker(1, rng)[0]}
+
+
+class TextOnlyDataset(torch.utils.data.Dataset):
+    """Texts for the text-encoder MLM stream."""
+
+    stream = "text_only"
+
+    def __init__(self, records: list[TextOnlyRecord], tokenizer, text_masker, text: TextSettings):
+        self.records, self.tokenizer, self.text_masker, self.text = records, tokenizer, text_masker, text
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+        index, seed = item
+        rng = random.Random(seed)
+        text = rng.choice(self.records[index].desc)
+        text = pre_caption(text, self.text.max_words) if self.text.apply_pre_caption else text
+        return _masked_text(self.tokenizer, self.text_masker, text, self.text, rng)
+
+
+class RegionTextDataset(torch.utils.data.Dataset):
+    """An image with ``texts_per_image`` (region or whole-image) descriptions, boxes and region patch masks.
+
+    Per spec 2.5: a random element's box is kept inside a random crop; horizontal flip unless a caption
+    says left/right; resize to S; colour-only RandAugment. Texts: the image caption (whole image,
+    ``is_image=1``) and elements keeping more than ``min_area_in_crop`` of their area. Exactly
+    ``texts_per_image`` texts are drawn (with repetition when fewer exist); the collate marks pairs of
+    the same image so ITC treats them as positives rather than false negatives.
+    """
+
+    stream = "region_text"
+
+    def __init__(self, records: list[RegionTextRecord], image_root, image_size: int, patch_size: int, color_transform, tokenizer, text_masker, text: TextSettings, texts_per_image: int = 2, min_area_in_crop: float = 0.5, source: str = "region_text"):
+        self.records, self.root, self.size, self.patch = records, image_root, image_size, patch_size
+        self.color_transform, self.tokenizer, self.text_masker, self.text = color_transform, tokenizer, text_masker, text
+        self.k, self.min_area, self.source = texts_per_image, min_area_in_crop, source
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+        index, seed = item
+        rng = random.Random(seed)
+        record = self.records[index]
+        image, _ = _image(record, self.root, rng, f"{self.source} record {index}")
+        w, h = image.size
+        anchor = rng.choice(record.elems).bb
+        crop = _crop_containing(anchor, w, h, rng)  # (x0, y0, x1, y1)
+        captions = [" ".join(e.attributes + (rng.choice(e.caption),)) for e in record.elems]
+        flip = rng.random() < 0.5 and not any(word in c.lower() for c in captions + [record.caption or ""] for word in ("left", "right"))
+        image = image.crop(crop).resize((self.size, self.size), Image.BICUBIC)
+        if flip:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        candidates = []  # (text, cxcywh in [0,1], is_image)
+        if record.caption:
+            candidates.append((record.caption, (0.5, 0.5, 1.0, 1.0), 1))
+        for elem, caption in zip(record.elems, captions):
+            box = _box_in_crop(elem.bb, crop, self.min_area)
+            if box is not None:
+                cx, cy, bw, bh = box
+                candidates.append((caption, (1 - cx if flip else cx, cy, bw, bh), 0))
+        chosen = [candidates[i] for i in _choose(len(candidates), self.k, rng)]
+        texts = [_masked_text(self.tokenizer, self.text_masker, pre_caption(t, self.text.max_words), self.text, rng) for t, _, _ in chosen]
+        grid = self.size // self.patch
+        return {
+            "image_idx": index,
+            "images": _transform(self.color_transform, image, rng.getrandbits(62)),  # (3, S, S)
+            "texts": {k: torch.stack([t[k] for t in texts]) for k in texts[0]},  # each (k, ...)
+            "target_bbox": torch.tensor([b for _, b, _ in chosen], dtype=torch.float32),  # (k, 4)
+            "is_image": torch.tensor([i for _, _, i in chosen], dtype=torch.long),  # (k,)
+            "image_atts": torch.stack([_region_atts(b, grid) for _, b, _ in chosen]),  # (k, 1+N)
+        }
+
+
+def _crop_containing(bb, w: int, h: int, rng: random.Random) -> tuple[int, int, int, int]:
+    x, y, bw, bh = bb
+    x0 = rng.uniform(0, max(0.0, x))
+    y0 = rng.uniform(0, max(0.0, y))
+    x1 = rng.uniform(min(w, x + bw), w)
+    y1 = rng.uniform(min(h, y + bh), h)
+    return int(x0), int(y0), max(int(x0) + 1, int(round(x1))), max(int(y0) + 1, int(round(y1)))
+
+
+def _box_in_crop(bb, crop, min_area: float):
+    """The part of box ``bb`` inside ``crop`` as normalised cxcywh, or None if too little remains."""
+    x, y, bw, bh = bb
+    x0, y0, x1, y1 = crop
+    ix0, iy0, ix1, iy1 = max(x, x0), max(y, y0), min(x + bw, x1), min(y + bh, y1)
+    if ix1 <= ix0 or iy1 <= iy0 or (ix1 - ix0) * (iy1 - iy0) < min_area * bw * bh:
+        return None
+    cw, ch = x1 - x0, y1 - y0
+    return ((ix0 + ix1) / 2 - x0) / cw, ((iy0 + iy1) / 2 - y0) / ch, (ix1 - ix0) / cw, (iy1 - iy0) / ch
+
+
+def _region_atts(box, grid: int) -> torch.Tensor:
+    """(1+N,) attention mask: CLS plus the patches a normalised cxcywh box overlaps."""
+    cx, cy, bw, bh = box
+    c0, c1 = int(max(0.0, cx - bw / 2) * grid), min(grid - 1, int(min(1.0, cx + bw / 2) * grid - 1e-6))
+    r0, r1 = int(max(0.0, cy - bh / 2) * grid), min(grid - 1, int(min(1.0, cy + bh / 2) * grid - 1e-6))
+    mask = torch.zeros(grid, grid, dtype=torch.long)
+    mask[r0 : r1 + 1, c0 : c1 + 1] = 1
+    return torch.cat([torch.ones(1, dtype=torch.long), mask.flatten()])
+
+
+def _choose(n: int, k: int, rng: random.Random) -> list[int]:
+    if n == 0:
+        raise ValueError("region sample has no usable text (no caption and no element inside the crop)")
+    order = rng.sample(range(n), min(n, k))
+    return order + [rng.randrange(n) for _ in range(k - len(order))]
+
+
+def collate(stream: str):
+    """The collate function of ``stream``: stacks samples into the batch dict the objective expects."""
+
+    def stack(samples: list[dict[str, Any]]) -> dict[str, Any]:
+        if stream == "region_text":
+            k = samples[0]["is_image"].shape[0]
+            batch = {
+                "images": torch.stack([s["images"] for s in samples]),  # (B_img, 3, S, S)
+                "idx_to_group_img": torch.arange(len(samples)).repeat_interleave(k),  # (B_img * k,) local image slot
+                "image_idx": torch.tensor([s["image_idx"] for s in samples]).repeat_interleave(k),  # dataset ids (ITC positives)
+                **{key: torch.cat([s["texts"][key] for s in samples]) for key in samples[0]["texts"]},
+                **{key: torch.cat([s[key] for s in samples]) for key in ("target_bbox", "is_image", "image_atts")},
+            }
+        else:
+            batch = {key: torch.stack([s[key] for s in samples]) if isinstance(samples[0][key], torch.Tensor) else torch.tensor([s[key] for s in samples]) for key in samples[0]}
+        batch["stream"] = stream
+        return batch
+
+    return stack
