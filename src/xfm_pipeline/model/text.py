@@ -51,9 +51,14 @@ def build_text_encoder(config: TextConfig) -> nn.Module:
     hf_logging.disable_progress_bar()
     if config.pretrained is not None:
         path = resolve_pretrained(config.pretrained)
-        model, info = AutoModelForMaskedLM.from_pretrained(
-            path, local_files_only=True, attn_implementation="sdpa", output_loading_info=True
-        )
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # transformers' load table is replaced by the log line below
+        try:
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                path, local_files_only=True, attn_implementation="sdpa", output_loading_info=True
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
         fresh = sorted(info.get("missing_keys", []))
         if fresh:
             log.info("text encoder %s: %d tensors newly initialised (%s)", path, len(fresh), ", ".join(fresh))

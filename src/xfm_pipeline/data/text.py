@@ -1,0 +1,112 @@
+"""Text normalisation and tokenisation exactly as X-FM prepares captions and questions (xfm_spec 2.4-2.5, 3.3).
+
+``pre_caption`` / ``pre_question`` are the X-VLM/X-FM ``dataset/utils.py`` functions; ``tokenize`` pads and
+truncates through any transformers tokenizer to ``[CLS/<s>] + tokens[:max_tokens-2] + [SEP/</s>]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+# The characters X-FM turns into spaces (``dataset/utils.py``: ``[,.'!?"()*#:;~]``, then ``-`` and ``/``).
+_PUNCTUATION = re.compile(r"([,.'!?\"()*#:;~])")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class EmptyTextError(ValueError):
+    """Normalisation left nothing of a caption or question (X-FM skips such samples)."""
+
+
+def _normalise(text: str, what: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, got {type(text).__name__}: {text!r}")
+    out = _PUNCTUATION.sub(" ", text.lower()).replace("-", " ").replace("/", " ")
+    return out
+
+
+def _truncate(text: str, max_words: int) -> str:
+    if max_words < 1:
+        raise ValueError(f"max_words must be >= 1, got {max_words}")
+    words = text.split(" ")
+    return " ".join(words[:max_words]) if len(words) > max_words else text
+
+
+def pre_caption(caption: str, max_words: int = 30) -> str:
+    """X-FM caption normalisation (xfm_spec 2.5).
+
+    Lowercase; ``,.'!?"()*#:;~`` become spaces; ``-`` and ``/`` become spaces; ``<person>`` becomes
+    ``person``; whitespace runs collapse to one space; strip; keep the first ``max_words`` words.
+    (The original collapses only runs of two or more whitespace characters, so a lone tab or newline
+    survived; here every whitespace run becomes one space, which tokenizers treat identically.)
+
+    Raises:
+        EmptyTextError: nothing is left after normalisation (the original raises ``ValueError`` too).
+    """
+    out = _normalise(caption, "caption").replace("<person>", "person")
+    out = _WHITESPACE.sub(" ", out).strip(" ")
+    out = _truncate(out, max_words)
+    if not out:
+        raise EmptyTextError(f"pre_caption yields empty text (raw: {caption!r})")
+    return out
+
+
+def pre_question(question: str, max_words: int = 30) -> str:
+    """X-FM question normalisation (xfm_spec 3.3): as :func:`pre_caption` without the ``<person>`` rule.
+
+    X-FM truncates questions to 30 words in training and 50 at test time.
+
+    Raises:
+        EmptyTextError: nothing is left after normalisation.
+    """
+    out = _WHITESPACE.sub(" ", _normalise(question, "question")).strip(" ")
+    out = _truncate(out, max_words)
+    if not out:
+        raise EmptyTextError(f"pre_question yields empty text (raw: {question!r})")
+    return out
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    """A tokenised batch of texts."""
+
+    text_ids: torch.Tensor  # (B, L) int64 token ids, padded with the tokenizer's pad id
+    text_atts: torch.Tensor  # (B, L) int64 attention mask, 1 on real tokens, 0 on padding
+
+
+def tokenize(
+    tokenizer: Any,
+    texts: str | list[str],
+    max_tokens: int,
+    padding: Literal["max_length", "longest"] = "max_length",
+) -> TokenizedText:
+    """Tokenise ``texts`` with a transformers tokenizer, truncating to ``max_tokens`` (special tokens included).
+
+    Sequences are ``[<s>] + tokens[:max_tokens-2] + [</s>]`` (``[CLS] ... [SEP]`` for BERT vocabularies),
+    padded to ``max_tokens`` (``padding="max_length"``, pretraining) or to the longest text of the batch
+    (``padding="longest"``, fine-tuning).
+
+    Returns:
+        TokenizedText with ``text_ids`` and ``text_atts`` of shape (B, L), L = max_tokens or the longest.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    if not texts:
+        raise ValueError("tokenize needs at least one text")
+    if max_tokens < 2:
+        raise ValueError(f"max_tokens must leave room for the two special tokens, got {max_tokens}")
+    if padding not in ("max_length", "longest"):
+        raise ValueError(f"padding must be 'max_length' or 'longest', got {padding!r}")
+    enc = tokenizer(
+        list(texts),
+        padding=padding,
+        truncation=True,
+        max_length=max_tokens,
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
+    return TokenizedText(text_ids=enc["input_ids"].long(), text_atts=enc["attention_mask"].long())

@@ -1,0 +1,57 @@
+"""Input-blind baselines that show how much a task needs its inputs.
+
+* :func:`answer_prior_accuracy`: the text-only VQA prior: predict, for every question, the most frequent
+  (normalised) training answer of its question type, scored with the official VQA accuracy.
+* :func:`majority_accuracy`: predict the most frequent training label (NLVR2, GLUE, ...).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+
+from xfm_pipeline.metrics.vqa import normalize_answer, vqa_question_accuracy
+
+
+def most_frequent(values: Sequence[Hashable]) -> Hashable:
+    """The most frequent value; ties go to the smallest value (by ``str``), so the choice is deterministic."""
+    if not values:
+        raise ValueError("no values")
+    counts = Counter(values)
+    best = max(counts.values())
+    return min((v for v, c in counts.items() if c == best), key=str)
+
+
+def answer_prior(train: Sequence[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """Most frequent normalised answer per question type, from ``(question_type, answers)`` pairs."""
+    per_type: dict[str, list[str]] = {}
+    for question_type, answers in train:
+        per_type.setdefault(question_type, []).extend(normalize_answer(a) for a in answers)
+    return {t: most_frequent(a) for t, a in sorted(per_type.items())}
+
+
+def answer_prior_accuracy(
+    train: Sequence[tuple[str, Sequence[str]]], test: Sequence[tuple[str, Sequence[str]]]
+) -> dict[str, float]:
+    """Text-only prior baseline: VQA accuracy (in [0, 1]) overall and per question type on ``test``.
+
+    Question types never seen in training are answered with the overall most frequent answer.
+    """
+    if not test:
+        raise ValueError("no test questions")
+    prior = answer_prior(train)
+    fallback = most_frequent([normalize_answer(a) for _, answers in train for a in answers])
+    scores: dict[str, list[float]] = {}
+    for question_type, answers in test:
+        scores.setdefault(question_type, []).append(vqa_question_accuracy(prior.get(question_type, fallback), answers))
+    out = {"overall": sum(sum(s) for s in scores.values()) / len(test)}
+    out.update({t: sum(s) / len(s) for t, s in sorted(scores.items())})
+    return out
+
+
+def majority_accuracy(train_labels: Sequence[Hashable], test_labels: Sequence[Hashable]) -> float:
+    """Accuracy in [0, 1] on ``test_labels`` of always predicting the most frequent training label."""
+    if not test_labels:
+        raise ValueError("no test labels")
+    majority = most_frequent(train_labels)
+    return sum(label == majority for label in test_labels) / len(test_labels)

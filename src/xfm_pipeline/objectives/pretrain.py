@@ -1,0 +1,259 @@
+"""The X-FM pretraining objective, one batch of one data stream at a time (xfm_spec 2.1-2.3, 1.4).
+
+``XFMPretrainObjective(weights)(model, batch)`` returns ``{"loss_itc": ..., ..., "loss": weighted sum}``
+with paper names for the objectives active on the batch's stream. The training loop knows nothing about
+X-FM: it calls the objective and backpropagates ``loss`` (DESIGN example 8).
+
+Streams (``batch["stream"]``) and their objectives:
+
+============  ==================================================  =====================================
+stream        objectives                                          batch keys (tensors)
+============  ==================================================  =====================================
+image_text    ITC, ITM (hard negatives), fusion MLM, MIM          images, text_ids, text_atts,
+                                                                  text_ids_masked, masked_pos,
+                                                                  masked_ids, image_patch_mask
+                                                                  [, image_idx]
+region_text   ITC (idx = image of each text), ITM, fusion MLM,    images (B_img), text_*, masked_*,
+              BBP (L1 + GIoU, whole-image captions excluded)      idx_to_group_img, image_atts,
+                                                                  target_bbox, is_image [, image_idx]
+image_only    MIM (target: a fresh unmasked pass, detached)       images, image_patch_mask
+text_only     text-encoder MLM                                    text_ids_masked, text_atts,
+                                                                  masked_pos, masked_ids
+============  ==================================================  =====================================
+
+Optional keys: ``generator`` (a ``torch.Generator`` on the model's device) drives the ITM negative
+sampling, else the global RNG. ``image_idx`` (B,) dataset image ids: in an image_text batch, pairs of one
+image become ITC positives and never ITM negatives of each other (X-FM pretraining has no such ids).
+
+Region batches: ITC's ``idx`` is the image of each text (``image_idx``, else ``idx_to_group_img`` made
+unique per rank), so texts of one image are soft positives rather than false negatives (xfm_spec 8.10).
+ITM draws negatives among all other pairs, other regions of the same image included (they are real
+mismatches once the fusion sees only the region's patches), but never an exact duplicate of the pair
+(same image, text and region mask; the collate pads by drawing texts again).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from xfm_pipeline.objectives.bbox import bbox_loss
+from xfm_pipeline.objectives.distributed import rank_and_world
+from xfm_pipeline.objectives.itc import itc_loss
+from xfm_pipeline.objectives.itm import itm_loss
+from xfm_pipeline.objectives.mim import mim_loss
+from xfm_pipeline.objectives.mlm import fusion_mlm_loss, text_mlm_loss
+
+
+@dataclass
+class ObjectiveWeights:
+    """Weight of each objective in ``loss``; a weight of 0 switches the objective off (not computed)."""
+
+    itc: float = 1.0  # image-text contrastive (image_text, region_text)
+    itm: float = 1.0  # image-text matching with hard negatives (image_text, region_text)
+    mlm: float = 1.0  # image-conditioned MLM in the fusion encoder (image_text, region_text)
+    mim: float = 1.0  # masked image modelling, feature regression (image_text, image_only)
+    bbox: float = 1.0  # L1 box regression (region_text)
+    giou: float = 1.0  # 1 - GIoU box loss (region_text)
+    text_mlm: float = 1.0  # text-encoder MLM (text_only)
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"objective weight {f.name!r} must be a finite number >= 0, got {value!r}")
+            setattr(self, f.name, float(value))
+
+    def active(self, name: str) -> bool:
+        """Whether objective ``name`` has a positive weight."""
+        return getattr(self, name) > 0
+
+
+# The objectives each stream can train, by weight name (the loss key is "loss_" + name).
+STREAM_OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "image_text": ("itc", "itm", "mlm", "mim"),
+    "region_text": ("itc", "itm", "mlm", "bbox", "giou"),
+    "image_only": ("mim",),
+    "text_only": ("text_mlm",),
+}
+
+_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "image_text": (
+        "images", "text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids", "image_patch_mask",
+    ),
+    "region_text": (
+        "images", "text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids",
+        "idx_to_group_img", "image_atts", "target_bbox", "is_image",
+    ),
+    "image_only": ("images", "image_patch_mask"),
+    "text_only": ("text_ids_masked", "text_atts", "masked_pos", "masked_ids"),
+}
+
+
+def duplicate_pair_ids(*columns: torch.Tensor) -> torch.Tensor:
+    """(B,) ids equal exactly for rows that are identical in every column ((B,) or (B, K) tensors).
+
+    Used for region ITM: two pairs with the same image, text and region mask are the same fusion input
+    (the region collate pads batches by duplicating pairs, xfm_spec 8.10), so one must never be the
+    other's negative.
+    """
+    rows = torch.cat([c.reshape(c.shape[0], -1).long() for c in columns], dim=1)  # (B, K)
+    return torch.unique(rows, dim=0, return_inverse=True)[1]
+
+
+def _global_image_ids(batch: dict[str, Any], group: torch.Tensor) -> torch.Tensor:
+    """(B,) image ids of a region batch that are comparable across ranks, for ITC's gathered ``idx``.
+
+    ``image_idx`` (dataset ids) when the batch has them; otherwise the local image slots
+    ``idx_to_group_img`` shifted by ``rank * B`` so that slot 0 of two ranks is not taken for one image.
+    """
+    if "image_idx" in batch:
+        return batch["image_idx"]
+    rank, _ = rank_and_world()
+    return group + rank * group.shape[0]
+
+
+class XFMPretrainObjective:
+    """Per-stream X-FM pretraining losses; ``__call__(model, batch) -> dict[str, Tensor]``.
+
+    Args:
+        weights: objective weights (default all 1.0; 0 switches an objective off).
+        detach_text_for_fusion: X-FM's stop-gradient (xfm_spec 1.4): the fusion encoder receives detached
+            text states for ITM and BBP and the fusion-MLM text pass runs without gradient, so the text
+            encoder learns only from ITC and text-only MLM. False lets every loss reach the text encoder.
+    """
+
+    def __init__(self, weights: ObjectiveWeights | None = None, detach_text_for_fusion: bool = True):
+        if not isinstance(detach_text_for_fusion, bool):
+            raise ValueError(f"detach_text_for_fusion must be a bool, got {detach_text_for_fusion!r}")
+        self.weights = weights if weights is not None else ObjectiveWeights()
+        self.detach_text_for_fusion = detach_text_for_fusion
+        self._streams = {
+            "image_text": self._image_text,
+            "region_text": self._region_text,
+            "image_only": self._image_only,
+            "text_only": self._text_only,
+        }
+
+    @property
+    def active_streams(self) -> tuple[str, ...]:
+        """Streams with at least one objective of positive weight (the others need no batches)."""
+        return tuple(s for s, names in STREAM_OBJECTIVES.items() if any(self.weights.active(n) for n in names))
+
+    def __call__(self, model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Losses of the batch's stream: active ``loss_<name>`` (unweighted) and ``loss`` (weighted sum).
+
+        Raises:
+            ValueError: unknown stream, or a stream whose objectives all have weight 0.
+            KeyError: a tensor the stream needs is missing from the batch.
+        """
+        stream = batch.get("stream")
+        if stream not in self._streams:
+            raise ValueError(f"batch['stream'] must be one of {sorted(self._streams)}, got {stream!r}")
+        if stream not in self.active_streams:
+            raise ValueError(
+                f"every objective of stream {stream!r} ({', '.join(STREAM_OBJECTIVES[stream])}) has weight 0; "
+                "leave this stream out of the schedule (see XFMPretrainObjective.active_streams)"
+            )
+        missing = [k for k in _REQUIRED_KEYS[stream] if k not in batch]
+        if missing:
+            raise KeyError(f"{stream} batch lacks {', '.join(missing)}")
+        losses = self._streams[stream](model, batch)
+        losses["loss"] = sum(getattr(self.weights, key[len("loss_"):]) * value for key, value in losses.items())
+        return losses
+
+    # ------------------------------------------------------------------ shared pieces
+    def _fusion_text(self, text_embeds: torch.Tensor) -> torch.Tensor:
+        return text_embeds.detach() if self.detach_text_for_fusion else text_embeds
+
+    def _contrastive_and_matching(
+        self, model, image_embeds, image_atts, text_embeds, text_atts, itc_idx, itm_idx, generator
+    ) -> dict[str, torch.Tensor]:
+        """ITC on token-0 features and ITM with negatives drawn from the local similarities."""
+        w, out = self.weights, {}
+        with nullcontext() if w.active("itc") else torch.no_grad():
+            image_feats = model.image_features(image_embeds)  # (B, E)
+            text_feats = model.text_features(text_embeds)  # (B, E)
+        if w.active("itc"):
+            out["loss_itc"] = itc_loss(image_feats, text_feats, model.temperature, itc_idx)
+        if w.active("itm"):
+            with torch.no_grad():
+                sim = model.similarity(image_feats, text_feats)  # (B, B) local batch only
+            out["loss_itm"] = itm_loss(
+                model, image_embeds, image_atts, self._fusion_text(text_embeds), text_atts,
+                sim, sim.t(), idx=itm_idx, generator=generator,
+            ).loss
+        return out
+
+    def _text_mlm_inputs(self, batch):
+        return batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"], batch["masked_ids"]
+
+    # ------------------------------------------------------------------ streams
+    def _image_text(self, model, batch) -> dict[str, torch.Tensor]:
+        w, out = self.weights, {}
+        images, text_atts = batch["images"], batch["text_atts"]
+        idx, generator = batch.get("image_idx"), batch.get("generator")
+        needs_grad = any(w.active(n) for n in ("itc", "itm", "mlm"))
+        with nullcontext() if needs_grad else torch.no_grad():  # MIM alone only needs the target
+            image_embeds = model.encode_image(images)  # (B, 1+N, Dv)
+        if w.active("itc") or w.active("itm"):
+            text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
+            out.update(
+                self._contrastive_and_matching(model, image_embeds, None, text_embeds, text_atts, idx, idx, generator)
+            )
+        if w.active("mlm"):
+            out["loss_mlm"] = fusion_mlm_loss(
+                model, image_embeds, None, *self._text_mlm_inputs(batch), self.detach_text_for_fusion
+            )
+        if w.active("mim"):
+            patch_mask = batch["image_patch_mask"]
+            pred = model.encode_image(images, patch_mask)  # (B, 1+N, Dv), second vision pass
+            out["loss_mim"] = mim_loss(pred, image_embeds, patch_mask)
+        return out
+
+    def _region_text(self, model, batch) -> dict[str, torch.Tensor]:
+        from xfm_pipeline.model.vision import region_pool  # imports timm: kept out of module import time
+
+        w, out = self.weights, {}
+        text_atts, image_atts = batch["text_atts"], batch["image_atts"]
+        group = batch["idx_to_group_img"].long()  # (B,) image row of each text
+        image_embeds = model.encode_image(batch["images"])[group]  # (B, 1+N, Dv) full-image tokens per text
+        region_embeds = region_pool(image_embeds, image_atts[:, 1:])  # (B, 1+N, Dv) token 0 = region pooled
+        needs_boxes = w.active("bbox") or w.active("giou")
+        if w.active("itc") or w.active("itm") or needs_boxes:
+            text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
+        if w.active("itc") or w.active("itm"):
+            out.update(
+                self._contrastive_and_matching(
+                    model, region_embeds, image_atts, text_embeds, text_atts,
+                    itc_idx=_global_image_ids(batch, group),
+                    itm_idx=duplicate_pair_ids(group, batch["text_ids"], image_atts),
+                    generator=batch.get("generator"),
+                )
+            )
+        if w.active("mlm"):
+            out["loss_mlm"] = fusion_mlm_loss(
+                model, region_embeds, image_atts, *self._text_mlm_inputs(batch), self.detach_text_for_fusion
+            )
+        if needs_boxes:
+            fused = model.fuse(self._fusion_text(text_embeds), text_atts, image_embeds, None)  # all-ones image mask
+            loss_bbox, loss_giou = bbox_loss(model.predict_bbox(fused), batch["target_bbox"], batch["is_image"])
+            if w.active("bbox"):
+                out["loss_bbox"] = loss_bbox
+            if w.active("giou"):
+                out["loss_giou"] = loss_giou
+        return out
+
+    def _image_only(self, model, batch) -> dict[str, torch.Tensor]:
+        images, patch_mask = batch["images"], batch["image_patch_mask"]
+        with torch.no_grad():
+            target = model.encode_image(images)  # (B, 1+N, Dv) fresh unmasked pass
+        pred = model.encode_image(images, patch_mask)
+        return {"loss_mim": mim_loss(pred, target, patch_mask)}
+
+    def _text_only(self, model, batch) -> dict[str, torch.Tensor]:
+        return {"loss_text_mlm": text_mlm_loss(model, *self._text_mlm_inputs(batch))}

@@ -1,0 +1,81 @@
+"""pre_caption / pre_question (xfm_spec 2.5, 3.3) and the tokenisation helper."""
+
+from __future__ import annotations
+
+import pytest
+
+from xfm_pipeline.data.text import EmptyTextError, pre_caption, pre_question, tokenize
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("A Man, riding a horse!", "a man riding a horse"),
+        ("it's a dog's life.", "it s a dog s life"),
+        ("  two   spaces\tand\na newline  ", "two spaces and a newline"),
+        ('"quoted" (paren) *star* #hash :colon; ~tilde', "quoted paren star hash colon tilde"),
+        ("black-and-white / grey", "black and white grey"),
+        ("<person> holding an umbrella", "person holding an umbrella"),
+        ("?!Hello...", "hello"),
+    ],
+)
+def test_pre_caption_hand_cases(raw, expected):
+    assert pre_caption(raw, 30) == expected
+
+
+def test_pre_caption_truncates_to_max_words():
+    assert pre_caption("one two three four five", 3) == "one two three"
+    assert pre_caption("one, two, three", 30) == "one two three"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "?!.,", "--/"])
+def test_pre_caption_empty_raises(raw):
+    with pytest.raises(EmptyTextError, match="empty"):
+        pre_caption(raw, 30)
+
+
+def test_pre_caption_rejects_non_string():
+    with pytest.raises(TypeError):
+        pre_caption(None, 30)  # type: ignore[arg-type]
+
+
+def test_pre_question():
+    assert pre_question("What's the COLOR of the car?", 30) == "what s the color of the car"
+    assert pre_question("is it <person>?", 30) == "is it <person>"  # only captions map <person>
+    assert pre_question("a b c d e f", 4) == "a b c d"
+    with pytest.raises(EmptyTextError):
+        pre_question("???", 30)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from xfm_pipeline.model.text import load_tokenizer
+
+    return load_tokenizer("all-minilm-l6-v2")
+
+
+def test_tokenize_pads_and_truncates(tokenizer):
+    out = tokenize(tokenizer, ["a red circle", "a very long caption " * 20], max_tokens=12)
+    assert out.text_ids.shape == (2, 12) and out.text_atts.shape == (2, 12)
+    assert out.text_ids.dtype.is_floating_point is False
+    # short text: [CLS] a red circle [SEP] then padding
+    n_real = int(out.text_atts[0].sum())
+    assert n_real == len(tokenizer("a red circle")["input_ids"])
+    assert out.text_ids[0, 0] == tokenizer.cls_token_id and out.text_ids[0, n_real - 1] == tokenizer.sep_token_id
+    assert (out.text_ids[0, n_real:] == tokenizer.pad_token_id).all()
+    # long text: truncated with the closing special token kept
+    assert out.text_atts[1].sum() == 12 and out.text_ids[1, -1] == tokenizer.sep_token_id
+
+
+def test_tokenize_longest_padding(tokenizer):
+    out = tokenize(tokenizer, ["a", "a red circle left of a square"], max_tokens=40, padding="longest")
+    assert out.text_ids.shape[1] == int(out.text_atts[1].sum()) < 40
+
+
+def test_tokenize_rejects_bad_arguments(tokenizer):
+    with pytest.raises(ValueError):
+        tokenize(tokenizer, [], 10)
+    with pytest.raises(ValueError):
+        tokenize(tokenizer, "x", 1)
+    with pytest.raises(ValueError):
+        tokenize(tokenizer, "x", 10, padding="do_not_pad")  # type: ignore[arg-type]

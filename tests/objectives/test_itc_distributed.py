@@ -1,0 +1,88 @@
+"""gather_features / itc_loss across 2 gloo processes equal the 1-process computation on the global batch."""
+
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from xfm_pipeline.objectives import gather_features, itc_loss, rank_and_world
+
+WORLD, LOCAL_BATCH, DIM_IN, DIM = 2, 3, 5, 4
+IDX = torch.tensor([0, 1, 2, 2, 0, 5])  # ties inside a rank and across ranks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _setup():
+    """Shared towers (same init on every rank) and the global batch of inputs."""
+    torch.manual_seed(0)
+    image_tower = torch.nn.Linear(DIM_IN, DIM).double()
+    text_tower = torch.nn.Linear(DIM_IN, DIM).double()
+    x_image = torch.randn(WORLD * LOCAL_BATCH, DIM_IN, dtype=torch.float64)
+    x_text = torch.randn(WORLD * LOCAL_BATCH, DIM_IN, dtype=torch.float64)
+    return image_tower, text_tower, x_image, x_text
+
+
+def _step(image_tower, text_tower, x_image, x_text, idx):
+    """Loss, gradients of the tower weights, and gradients of the (local) input features."""
+    x_image, x_text = x_image.clone().requires_grad_(), x_text.clone().requires_grad_()
+    image_tower.zero_grad(), text_tower.zero_grad()
+    loss = itc_loss(F.normalize(image_tower(x_image), dim=-1), F.normalize(text_tower(x_text), dim=-1), 0.1, idx)
+    loss.backward()
+    params = [p.grad.clone() for p in (*image_tower.parameters(), *text_tower.parameters())]
+    return loss.detach(), params, x_image.grad
+
+
+def _worker(rank, port, out_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    try:
+        torch.set_num_threads(1)
+        image_tower, text_tower, x_image, x_text = _setup()
+        local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+        result = {"rank_and_world": rank_and_world(), "gathered_idx": gather_features(IDX[local])}
+        for name, idx in (("hard", None), ("soft", IDX[local])):
+            loss, params, x_grad = _step(image_tower, text_tower, x_image[local], x_text[local], idx)
+            for g in params:  # what DDP does: average the parameter gradients over ranks
+                dist.all_reduce(g)
+                g /= WORLD
+            result[name] = {"loss": loss, "params": params, "x_grad": x_grad}
+        torch.save(result, f"{out_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_rank_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gloo") / "result"
+    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(f"{out}.{r}", weights_only=True) for r in range(WORLD)]
+
+
+def test_one_process_gather_is_the_identity():
+    x = torch.randn(3, 2)
+    assert rank_and_world() == (0, 1)
+    assert gather_features(x) is x
+
+
+@pytest.mark.parametrize("name", ["hard", "soft"])
+def test_two_rank_itc_equals_the_global_batch_computation(two_rank_results, name):
+    image_tower, text_tower, x_image, x_text = _setup()
+    ref_loss, ref_params, ref_x_grad = _step(image_tower, text_tower, x_image, x_text, None if name == "hard" else IDX)
+    for rank, result in enumerate(two_rank_results):
+        assert result["rank_and_world"] == (rank, WORLD)
+        torch.testing.assert_close(result["gathered_idx"], IDX)
+        got = result[name]
+        torch.testing.assert_close(got["loss"], ref_loss, atol=1e-6, rtol=0)  # identical on every rank
+        for g, want in zip(got["params"], ref_params, strict=True):  # after DDP averaging
+            torch.testing.assert_close(g, want, atol=1e-6, rtol=0)
+        # every rank backpropagates the same global loss, so the local feature gradient is W x the slice
+        local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+        torch.testing.assert_close(got["x_grad"], WORLD * ref_x_grad[local], atol=1e-6, rtol=0)

@@ -1,0 +1,196 @@
+"""XFMPretrainObjective on the real tiny model: keys per stream, weights, skipped work, gradient routing."""
+
+import random
+
+import pytest
+import torch
+
+from xfm_pipeline.data.masking import BlockMaskGenerator, TextMasker
+from xfm_pipeline.model.text import load_tokenizer
+from xfm_pipeline.objectives import ObjectiveWeights, XFMPretrainObjective, itc_loss
+from xfm_pipeline.objectives.pretrain import duplicate_pair_ids
+
+TEXTS = [
+    "a red circle left of a blue square",
+    "a green triangle",
+    "two yellow squares above a circle",
+    "a small purple xylophone",
+]
+
+
+@pytest.fixture(scope="module")
+def batches():
+    """One batch per stream, built with the real tokenizer and maskers (4 texts, 64 px images)."""
+    tokenizer = load_tokenizer("all-minilm-l6-v2")
+    enc = tokenizer(TEXTS, padding="max_length", max_length=12, truncation=True, return_tensors="pt")
+    masked = TextMasker(tokenizer, mask_prob=0.5, max_masks=6)(
+        enc["input_ids"], enc["attention_mask"], rng=random.Random(0)
+    )
+    text = {
+        "text_ids": enc["input_ids"],
+        "text_atts": enc["attention_mask"],
+        "text_ids_masked": masked.text_ids_masked,
+        "masked_pos": masked.masked_pos,
+        "masked_ids": masked.masked_ids,
+    }
+    block_masks, rng = BlockMaskGenerator.for_grid(8), random.Random(0)
+    g = torch.Generator().manual_seed(0)
+    region_atts = (torch.rand(4, 64, generator=g) > 0.5).long()
+    region_atts[0] = 1  # the whole-image caption attends to every patch
+    return {
+        "image_text": {
+            "stream": "image_text",
+            "images": torch.randn(4, 3, 64, 64, generator=g),
+            "image_patch_mask": block_masks(4, rng),
+            **text,
+        },
+        "region_text": {
+            "stream": "region_text",
+            "images": torch.randn(2, 3, 64, 64, generator=g),
+            "idx_to_group_img": torch.tensor([0, 0, 1, 1]),
+            "image_atts": torch.cat([torch.ones(4, 1, dtype=torch.long), region_atts], dim=1),
+            "target_bbox": torch.tensor(
+                [[0.5, 0.5, 1.0, 1.0], [0.3, 0.3, 0.2, 0.2], [0.6, 0.4, 0.3, 0.1], [0.5, 0.7, 0.4, 0.2]]
+            ),
+            "is_image": torch.tensor([1, 0, 0, 0]),
+            **text,
+        },
+        "image_only": {
+            "stream": "image_only",
+            "images": torch.randn(3, 3, 64, 64, generator=g),
+            "image_patch_mask": block_masks(3, rng),
+        },
+        "text_only": {"stream": "text_only", **text},
+    }
+
+
+EXPECTED_KEYS = {
+    "image_text": {"loss_itc", "loss_itm", "loss_mlm", "loss_mim"},
+    "region_text": {"loss_itc", "loss_itm", "loss_mlm", "loss_bbox", "loss_giou"},
+    "image_only": {"loss_mim"},
+    "text_only": {"loss_text_mlm"},
+}
+
+
+@pytest.mark.parametrize("stream", sorted(EXPECTED_KEYS))
+def test_each_stream_gives_finite_paper_named_losses_and_their_weighted_sum(tiny_model, batches, stream):
+    weights = ObjectiveWeights(itc=0.5, itm=2.0, mlm=1.5, mim=0.25, bbox=3.0, giou=0.75, text_mlm=1.25)
+    batch = {**batches[stream], "generator": torch.Generator().manual_seed(0)}
+    out = XFMPretrainObjective(weights)(tiny_model, batch)
+    assert set(out) == EXPECTED_KEYS[stream] | {"loss"}
+    assert all(torch.isfinite(v) and v.dim() == 0 for v in out.values())
+    expected = sum(getattr(weights, k.removeprefix("loss_")) * v for k, v in out.items() if k != "loss")
+    torch.testing.assert_close(out["loss"], expected)
+
+
+def test_zero_weight_drops_the_key_and_skips_the_work(tiny_model, batches, monkeypatch):
+    calls = {"fuse": 0, "encode_text": 0}
+    for name in calls:
+        original = getattr(tiny_model, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(tiny_model, name, counted)
+    objective = XFMPretrainObjective(ObjectiveWeights(itc=0, itm=0, mlm=0))
+    with torch.no_grad():
+        out = objective(tiny_model, batches["image_text"])
+    assert set(out) == {"loss_mim", "loss"}
+    assert calls == {"fuse": 0, "encode_text": 0}
+    with torch.no_grad():
+        out = XFMPretrainObjective(ObjectiveWeights(giou=0))(tiny_model, batches["region_text"])
+    assert "loss_giou" not in out and "loss_bbox" in out
+
+
+@pytest.mark.parametrize("image_idx", [None, [5, 5, 9, 5]])
+def test_region_itc_treats_texts_of_one_image_as_positives(tiny_model, batches, image_idx):
+    from xfm_pipeline.model.vision import region_pool
+
+    batch = dict(batches["region_text"])
+    expected_idx = batch["idx_to_group_img"]  # one process: the local image slots
+    if image_idx is not None:  # dataset image ids take precedence (they are comparable across ranks)
+        batch["image_idx"] = expected_idx = torch.tensor(image_idx)
+    only_itc = ObjectiveWeights(itm=0, mlm=0, mim=0, bbox=0, giou=0)
+    with torch.no_grad():
+        out = XFMPretrainObjective(only_itc)(tiny_model, batch)
+        image = tiny_model.encode_image(batch["images"])[batch["idx_to_group_img"]]
+        image_feats = tiny_model.image_features(region_pool(image, batch["image_atts"][:, 1:]))
+        text_feats = tiny_model.text_features(tiny_model.encode_text(batch["text_ids"], batch["text_atts"]))
+        ref = itc_loss(image_feats, text_feats, tiny_model.temperature, idx=expected_idx)
+        hard = itc_loss(image_feats, text_feats, tiny_model.temperature)
+    torch.testing.assert_close(out["loss_itc"], ref)
+    assert not torch.allclose(ref, hard)  # the ids matter
+
+
+def test_inactive_unknown_or_incomplete_streams_are_rejected(tiny_model, batches):
+    objective = XFMPretrainObjective(ObjectiveWeights(text_mlm=0))
+    assert objective.active_streams == ("image_text", "region_text", "image_only")
+    with pytest.raises(ValueError, match="weight 0"):
+        objective(tiny_model, batches["text_only"])
+    with pytest.raises(ValueError, match="must be one of"):
+        objective(tiny_model, {"stream": "video"})
+    with pytest.raises(KeyError, match="image_patch_mask"):
+        objective(tiny_model, {"stream": "image_only", "images": batches["image_only"]["images"]})
+    with pytest.raises(ValueError, match="'itm'"):
+        ObjectiveWeights(itm=-1.0)
+    with pytest.raises(ValueError, match="detach_text_for_fusion"):
+        XFMPretrainObjective(ObjectiveWeights(), "yes")
+
+
+def _grad_norm(module, skip=()):
+    total = 0.0
+    for name, p in module.named_parameters():
+        if p.grad is not None and not any(s in name for s in skip):
+            total += p.grad.abs().sum().item()
+    return total
+
+
+def _backward(model, weights, batch, detach=True):
+    model.zero_grad(set_to_none=True)
+    out = XFMPretrainObjective(weights, detach_text_for_fusion=detach)(model, batch)
+    out["loss"].backward()
+    return out
+
+
+NONE = {"itc": 0, "itm": 0, "mlm": 0, "mim": 0, "bbox": 0, "giou": 0, "text_mlm": 0}
+WORD_EMBEDDINGS = "word_embeddings"  # tied to the fusion MLM decoder, so fusion MLM trains it by design
+
+
+def test_gradient_routing_follows_the_stop_gradient(tiny_model, batches):
+    batch = batches["image_text"]
+    text_encoder, vision_encoder = tiny_model.text_encoder, tiny_model.vision_encoder
+    try:
+        _backward(tiny_model, ObjectiveWeights(**{**NONE, "mim": 1}), batch)
+        assert _grad_norm(vision_encoder) > 0 and _grad_norm(text_encoder) == 0
+
+        _backward(tiny_model, ObjectiveWeights(**{**NONE, "itc": 1}), batch)
+        assert _grad_norm(text_encoder) > 0 and _grad_norm(vision_encoder) > 0
+
+        _backward(tiny_model, ObjectiveWeights(**{**NONE, "itm": 1}), batch)
+        assert _grad_norm(text_encoder) == 0
+        assert _grad_norm(tiny_model.fusion_encoder) > 0 and _grad_norm(vision_encoder) > 0
+
+        _backward(tiny_model, ObjectiveWeights(**{**NONE, "mlm": 1}), batch)
+        assert _grad_norm(text_encoder, skip=(WORD_EMBEDDINGS,)) == 0
+        assert _grad_norm(vision_encoder) > 0
+
+        _backward(tiny_model, ObjectiveWeights(**{**NONE, "itm": 1}), batch, detach=False)
+        assert _grad_norm(text_encoder) > 0
+
+        _backward(tiny_model, ObjectiveWeights(**{**NONE, "bbox": 1, "giou": 1}), batches["region_text"])
+        assert _grad_norm(text_encoder) == 0 and _grad_norm(vision_encoder) > 0
+        assert _grad_norm(tiny_model.bbox_head) > 0
+    finally:
+        tiny_model.zero_grad(set_to_none=True)
+
+
+def test_duplicate_pairs_share_an_id_for_itm():
+    group = torch.tensor([0, 0, 1, 0])
+    text_ids = torch.tensor([[5, 6], [5, 7], [5, 6], [5, 6]])
+    atts = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 1, 0], [1, 1, 0]])
+    ids = duplicate_pair_ids(group, text_ids, atts)
+    assert ids[0] == ids[3]  # the padding duplicate of pair 0
+    assert len({ids[0].item(), ids[1].item(), ids[2].item()}) == 3  # other text / other image
+    atts[3, 2] = 1
+    assert duplicate_pair_ids(group, text_ids, atts)[3] != duplicate_pair_ids(group, text_ids, atts)[0]
