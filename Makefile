@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/model_step.py
+	$(BIN)/python benchmarks/pretrain_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
