@@ -121,21 +121,42 @@ def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_pretrained(directory: str | Path):
-    """Rebuild an ``XFM`` from ``directory`` (strict: every tensor must match)."""
-    from safetensors.torch import load_model
+def load_pretrained(directory: str | Path, image_size: int | None = None):
+    """Rebuild an ``XFM`` from ``directory`` (strict: every tensor must match).
 
+    With ``image_size`` different from the saved one, the model is built at the new resolution and the
+    per-block relative position tables are resized (fine-tuning at 384/480 px, xfm_spec 6.3).
+    """
+    from safetensors.torch import load_file
+
+    from xfm_pipeline.model.official import resize_rel_pos_table
     from xfm_pipeline.model.xfm import XFM
 
     meta = read_checkpoint_config(directory)
-    model = XFM(from_dict(XFMConfig, meta["model"]))
-    missing, unexpected = load_model(model, str(Path(directory) / WEIGHTS_NAME), strict=False)
+    config = from_dict(XFMConfig, meta["model"])
+    if image_size is not None:
+        config.vision.image_size = image_size
+    model = XFM(config)
+    state = load_file(str(Path(directory) / WEIGHTS_NAME))
+    target = model.state_dict()
+    for key, tensor in state.items():
+        if key.endswith("relative_position_bias_table") and key in target and tensor.shape != target[key].shape:
+            state[key] = resize_rel_pos_table(tensor, tuple(target[key].shape))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not _is_tied_alias(model, k)]
     if missing or unexpected:
         raise CheckpointError(
             f"{directory}/{WEIGHTS_NAME} does not match its config: missing {sorted(missing)[:10]}, "
             f"unexpected {sorted(unexpected)[:10]}"
         )
     return model
+
+
+def _is_tied_alias(model, key: str) -> bool:
+    """True for state-dict keys safetensors dropped because they alias another tensor (tied weights)."""
+    from xfm_pipeline.model.official import _tied_keys
+
+    return key in _tied_keys(model)
 
 
 def load_checkpoint_tokenizer(directory: str | Path):

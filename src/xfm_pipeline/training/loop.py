@@ -46,6 +46,9 @@ class LoopConfig:
     keep_last: int = 2  # checkpoints kept on disk
     log_every: int = 10  # steps between logged metric points
     progress: bool = True  # tqdm bar on rank 0
+    eval_every: int = 0  # steps between validation runs of the `evaluate` callback (0 = only at the end)
+    select_metric: str = ""  # key of the validation metrics that picks the best checkpoint ("" = last)
+    select_mode: str = "max"  # "max" or "min"
 
 
 @dataclass
@@ -63,9 +66,11 @@ class TrainResult:
     """What rank 0 returns to the caller."""
 
     step: int
-    history: list[dict[str, float]]  # one dict per logged step: step, lr, losses, samples/s
+    history: list[dict[str, float]]  # one dict per logged step: step, lr, losses, samples/s (+ val/*)
     final_checkpoint: str | None
     resumed_from: str | None
+    best_checkpoint: str | None = None  # directory of the best validation checkpoint (when selecting)
+    best_metrics: dict[str, float] | None = None  # validation metrics of that checkpoint
 
 
 class _ObjectiveModule(nn.Module):
@@ -111,6 +116,7 @@ def train(
     accelerator=None,
     write_metadata: Callable[[Path], None] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``model`` until ``config.max_steps``, resuming from the newest valid checkpoint in ``output_dir``.
 
@@ -123,6 +129,9 @@ def train(
         accelerator: an ``accelerate.Accelerator`` (one is made if ``None``).
         write_metadata: called with each checkpoint's temporary directory to add config/tokenizer files.
         on_log: called on rank 0 with (step, metrics) every ``log_every`` steps and at the end.
+        evaluate: validation callback ``evaluate(model) -> metrics`` run on rank 0 every ``eval_every`` steps
+            and at the end; with ``select_metric`` the best-scoring weights are kept in ``output_dir/best``
+            (model selection on validation, never on test).
     """
     from tqdm.auto import tqdm
 
@@ -135,13 +144,13 @@ def train(
     optimizer = create_optimizer(groups, config.betas, config.eps)
     scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)
 
-    start_step, resumed_from, history = 0, None, []
+    start_step, resumed_from, history, best = 0, None, [], None
     latest = ckpt.latest_valid_checkpoint(output_dir)
     if latest is not None:
         state = ckpt.load_training_state(latest, model)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_step, resumed_from = int(state["step"]), str(latest)
+        start_step, resumed_from, best = int(state["step"]), str(latest), state.get("best")
         history = [h for h in state.get("history", []) if h["step"] <= start_step]
         for name, stream in streams.items():
             stream.sampler.start_batch = int(state["data_positions"][name])
@@ -188,15 +197,24 @@ def train(
                 if on_log is not None:
                     on_log(done, metrics)
         bar.update(1)
+        if evaluate is not None and ((config.eval_every and done % config.eval_every == 0) or done == config.max_steps):
+            best = _validate(accelerator, model, evaluate, done, history, best, output_dir, config, write_metadata, on_log)
         if (config.checkpoint_every and done % config.checkpoint_every == 0) or done == config.max_steps:
-            final_dir = _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, done, output_dir, config, write_metadata)
+            final_dir = _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, done, output_dir, config, write_metadata, best)
     bar.close()
     if final_dir is None and start_step >= config.max_steps and latest is not None:
         final_dir = latest
     if is_main:
         (output_dir / "history.json").write_text(json.dumps(history, indent=1))
     accelerator.wait_for_everyone()
-    return TrainResult(step=max(start_step, config.max_steps), history=history, final_checkpoint=str(final_dir) if final_dir else None, resumed_from=resumed_from)
+    return TrainResult(
+        step=max(start_step, config.max_steps),
+        history=history,
+        final_checkpoint=str(final_dir) if final_dir else None,
+        resumed_from=resumed_from,
+        best_checkpoint=str(output_dir / BEST) if best else None,
+        best_metrics=best["metrics"] if best else None,
+    )
 
 
 def _mean_over_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]:
@@ -204,7 +222,34 @@ def _mean_over_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]
     return dict(zip(metrics, accelerator.reduce(values, "mean").tolist()))
 
 
-def _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, step, output_dir, config, write_metadata) -> Path:
+BEST = "best"
+
+
+def _validate(accelerator, model, evaluate, step, history, best, output_dir, config, write_metadata, on_log):
+    """Run ``evaluate`` on rank 0; keep ``output_dir/best`` when the selection metric improves."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            metrics = {f"val/{k}": float(v) for k, v in evaluate(model).items()}
+        model.train(was_training)
+        history.append({"step": step, **metrics})
+        if on_log is not None:
+            on_log(step, metrics)
+        key = f"val/{config.select_metric}" if config.select_metric else None
+        if key is not None and key not in metrics:
+            raise KeyError(f"select_metric {config.select_metric!r} not among validation metrics {sorted(metrics)}")
+        better = best is None or key is None or (metrics[key] > best["score"] if config.select_mode == "max" else metrics[key] < best["score"])
+        if better:
+            best = {"step": step, "score": metrics[key] if key else float(step), "metrics": metrics}
+            ckpt.save_training_checkpoint(output_dir / BEST, accelerator.unwrap_model(model), {"step": step, "best": best}, write_metadata)
+            log.info("step %d: new best %s", step, {k: round(v, 4) for k, v in metrics.items()})
+    accelerator.wait_for_everyone()
+    return best
+
+
+def _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, step, output_dir, config, write_metadata, best=None) -> Path:
     directory = ckpt.checkpoint_dir(output_dir, step)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -215,6 +260,7 @@ def _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, st
             "data_positions": {name: it.consumed for name, it in iterators.items()},
             "seed": config.seed,
             "history": history,
+            "best": best,
         }
         ckpt.save_training_checkpoint(directory, accelerator.unwrap_model(model), state, write_metadata)
         ckpt.prune_checkpoints(output_dir, config.keep_last)

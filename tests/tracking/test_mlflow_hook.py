@@ -1,0 +1,78 @@
+"""The MLflow hook and step logger against a real sqlite tracking store in tmp_path."""
+
+from __future__ import annotations
+
+import pytest
+
+
+class Checkpoint:  # the hook recognises checkpoint outputs by type name
+    pass
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("XFM_MLFLOW", raising=False)
+    return uri
+
+
+def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_path):
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Node, Pipeline
+    from mlflow.tracking import MlflowClient
+
+    from xfm_pipeline.hooks import MlflowHook
+    from xfm_pipeline.tracking import EXPERIMENT, MlflowStepLogger
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+    (tmp_path / "corpus.json").write_text("[1, 2, 3]")
+    catalog = DataCatalog.from_config(
+        {
+            "corpus": {"type": "json.JSONDataset", "filepath": str(tmp_path / "corpus.json")},
+            "model": {"type": "xfm_pipeline.datasets.DirectoryDataset", "path": str(tmp_path / "ckpt")},
+        }
+    )
+    node = Node(lambda corpus, p: None, inputs=["corpus", "params:train"], outputs="model", name="train_node", tags=["mlflow"])
+    untracked = Node(lambda corpus: None, inputs="corpus", outputs=None, name="plain_node")
+    hook = MlflowHook()
+    hook.before_pipeline_run({"pipeline_names": ["pretrain"], "session_id": "s1"}, Pipeline([node, untracked]), catalog)
+    hook.before_node_run(untracked, catalog, {"corpus": [1]})
+    hook.before_node_run(node, catalog, {"corpus": [1, 2, 3], "params:train": {"lr": 0.1, "loop": {"max_steps": 5}}})
+    import os
+
+    run_id = os.environ["XFM_MLFLOW_RUN_ID"]
+    logger = MlflowStepLogger(run_id)
+    for step in (1, 2, 3):
+        logger(step, {"image_text/loss_itc": 3.0 - step, "lr": 1e-4, "step": step})
+    hook.after_node_run(node, {"model_metrics": {"val/vqa_acc": 0.5, "test": {"vqa_acc": 0.25}, "note": "text"}})
+    hook.after_dataset_saved("model", Checkpoint(), node)
+    hook.after_pipeline_run()
+
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert set(runs) == {"kedro run pretrain", "train_node"}  # untracked nodes get no run
+    parent, child = runs["kedro run pretrain"], runs["train_node"]
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert child.data.params == {"train.lr": "0.1", "train.loop.max_steps": "5"}
+    assert "git_commit" in child.data.tags and len(child.data.tags["data_md5.corpus"]) == 32
+    assert [m.value for m in client.get_metric_history(run_id, "image_text/loss_itc")] == [2.0, 1.0, 0.0]
+    assert child.data.metrics["val/vqa_acc"] == 0.5 and child.data.metrics["test.vqa_acc"] == 0.25
+    assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/config.json"]
+    assert parent.info.status == child.info.status == "FINISHED"
+
+
+def test_disabled_tracking_creates_nothing(tmp_path, monkeypatch):
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Pipeline
+
+    from xfm_pipeline.hooks import MlflowHook
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("XFM_MLFLOW", "0")
+    hook = MlflowHook()
+    hook.before_pipeline_run({"pipeline_names": ["x"]}, Pipeline([]), DataCatalog())
+    hook.after_pipeline_run()
+    assert not (tmp_path / "mlflow.db").exists()
