@@ -7,7 +7,7 @@ from kedro.pipeline import Pipeline
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Map pipeline names to pipelines; ``__default__`` runs the demo chain."""
-    from xfm_pipeline.pipelines import data_ingestion, data_validation, finetune, model_init, pretrain
+    from xfm_pipeline.pipelines import data_ingestion, data_validation, finetune, model_init, pretrain, report
 
     pipelines: dict[str, Pipeline] = {
         "data_ingestion": data_ingestion.create_pipeline(),
@@ -15,6 +15,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "model_init": model_init.create_pipeline(),
         "pretrain": pretrain.create_pipeline(),
         **finetune.create_pipelines(),
+        "report": report.create_pipeline(),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -1,0 +1,1 @@
+"""Results tables: every task's metrics beside the paper's numbers (no Kedro imports)."""

@@ -1,0 +1,50 @@
+"""Build the results table (markdown + JSON) from the metrics of every pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xfm_pipeline.reporting.paper import PAPER_RESULTS
+
+
+def results_rows(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """One row per (pipeline, metric): our value, and the paper's when the metric is one it reports."""
+    rows = []
+    for pipeline in sorted(metrics):
+        paper = PAPER_RESULTS.get(pipeline, {})
+        for metric in sorted(metrics[pipeline]):
+            value = metrics[pipeline][metric]
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            ref = paper.get(metric)
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "metric": metric,
+                    "value": float(value),
+                    "paper_4m": ref[0] if ref else None,
+                    "paper_1.3b": ref[1] if ref else None,
+                    "paper_setting": ref[2] if ref else None,
+                }
+            )
+    return rows
+
+
+def results_markdown(rows: list[dict[str, Any]], title: str = "X-FM results") -> str:
+    """A markdown table of ``rows`` (values as stored: percentages stay percentages)."""
+
+    def fmt(x):
+        return "" if x is None else f"{x:.2f}"
+
+    lines = [
+        f"# {title}",
+        "",
+        "Paper columns: X-FM base (327M) as published, for the real datasets; the demo (shapes world,",
+        "tiny preset) is not comparable to them.",
+        "",
+        "| pipeline | metric | value | paper 4M | paper 1.3B | paper setting |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['pipeline']} | {r['metric']} | {fmt(r['value'])} | {fmt(r['paper_4m'])} | {fmt(r['paper_1.3b'])} | {r['paper_setting'] or ''} |")
+    return "\n".join(lines) + "\n"
