@@ -118,3 +118,38 @@ def vqa_accuracy(predictions: Sequence[str], gt_answers: Sequence[Sequence[str]]
     if not predictions:
         raise ValueError("no questions to score")
     return sum(vqa_question_accuracy(p, g) for p, g in zip(predictions, gt_answers, strict=True)) / len(predictions)
+
+
+def vqa_accuracy_breakdown(
+    predictions: Sequence[str],
+    gt_answers: Sequence[Sequence[str]],
+    question_types: Sequence[str] | None = None,
+    answer_types: Sequence[str] | None = None,
+) -> dict[str, float | dict[str, float]]:
+    """Overall VQA accuracy and, as the official ``vqaEval.py`` reports them, the mean accuracy per
+    question type (e.g. ``"what color is the"``) and per answer type (``"yes/no"``, ``"number"``,
+    ``"other"``). All values in [0, 1], unrounded.
+
+    Returns:
+        ``{"overall": float}`` plus ``"per_question_type"`` and/or ``"per_answer_type"``
+        (``{type: accuracy}``, sorted by type) for the type lists given.
+
+    Raises:
+        ValueError: lengths that disagree, or no questions.
+    """
+    if len(predictions) != len(gt_answers):
+        raise ValueError(f"{len(predictions)} predictions for {len(gt_answers)} questions")
+    if not predictions:
+        raise ValueError("no questions to score")
+    scores = [vqa_question_accuracy(p, g) for p, g in zip(predictions, gt_answers, strict=True)]
+    out: dict[str, float | dict[str, float]] = {"overall": sum(scores) / len(scores)}
+    for key, types in (("per_question_type", question_types), ("per_answer_type", answer_types)):
+        if types is None:
+            continue
+        if len(types) != len(scores):
+            raise ValueError(f"{len(types)} entries in {key.removeprefix('per_')}s for {len(scores)} questions")
+        groups: dict[str, list[float]] = {}
+        for t, score in zip(types, scores, strict=True):
+            groups.setdefault(t, []).append(score)
+        out[key] = {t: sum(s) / len(s) for t, s in sorted(groups.items())}
+    return out

@@ -36,7 +36,7 @@ PAPER_RESULTS: dict[str, dict[str, tuple[float, float, str]]] = {
         "test/img_r1": (59.4, 61.1, "COCO 5K zero-shot IR@1"),
     },
     "finetune_glue_mnli": {"val/accuracy": (87.7, 87.7, "MNLI-m acc")},
-    "finetune_glue_cola": {"val/mcc": (65.3, 65.7, "CoLA MCC")},
+    "finetune_glue_cola": {"val/matthews_correlation": (65.3, 65.7, "CoLA MCC")},
     "finetune_glue_mrpc": {"val/acc_and_f1": (91.7, 91.2, "MRPC avg(acc, F1)")},
     "finetune_glue_qqp": {"val/accuracy": (91.8, 91.7, "QQP acc")},
     "finetune_glue_sst2": {"val/accuracy": (95.0, 94.6, "SST-2 acc")},
