@@ -88,5 +88,7 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
     resumed = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2)))
     assert resumed["resumed_from"].endswith("checkpoint-0000002")
     a, b = _weights(full["final_checkpoint"]), _weights(resumed["final_checkpoint"])
+    # same batches, masks, dropout and optimizer state; only float noise between processes (thread
+    # scheduling of reductions) may differ, far below any training signal
     for key in a:
-        torch.testing.assert_close(b[key], a[key], atol=0, rtol=0)
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
