@@ -1,0 +1,213 @@
+"""VQA v2 as answer generation/ranking with a causal decoder (xfm_spec 1.6, 3.3; fixes of 8.6).
+
+* Data: ``data["train"|"val"|"test"]`` = VQA records (``xfm_pipeline.data.formats.vqa``), ``data["answer_list"]``
+  = candidate answers. Questions are ``pre_question``-normalised (30 words in training, 50 at test).
+* Model: question -> text encoder -> fusion(image) -> question states (B, Lq, D); the answer decoder
+  (:class:`~xfm_pipeline.model.decoder.CausalDecoder`) cross-attends to them. Its layers and LM head are
+  copied from the fusion encoder; its embeddings from the TEXT encoder (fix 8.6). When the question
+  width differs from the fusion cross-attention input width (the tiny preset: 384 vs 192 image width),
+  the decoder's cross-attention key/value projections start fresh.
+* Training: every unique answer of a question is tokenised ``[CLS] answer [SEP]`` and teacher-forced;
+  per-answer loss = SUM of token NLL, weighted by count/len (VQA) or 0.5 (VG); loss = sum(w * nll) / B.
+* Inference ranks ``answer_list``: top ``k_test`` by first-token probability, then full-sequence
+  log-likelihood with the first token counted once and the real question padding mask (fixes 8.6).
+* Output: ``[{"question_id", "answer"}]`` (EvalAI format). Metrics (official VQA accuracy x100):
+  ``vqa_acc`` overall, ``vqa_acc_<answer type>`` and ``vqa_acc_<question type>`` when the records carry
+  them; splits without answers (test-dev/std) give no metrics.
+* :func:`noise_image_accuracy` scores the same model with images replaced by Gaussian noise: the
+  blind-baseline check (it must fall to roughly the text-only prior when the model uses the image).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from xfm_pipeline.tasks import common
+from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+
+TRAIN_QUESTION_WORDS = 30  # pre_question max words in training (X-FM)
+TEST_QUESTION_WORDS = 50  # ... and at test time
+
+
+@dataclass
+class VQAOptions:
+    """Task-specific options (``params.options``)."""
+
+    k_test: int = 128  # candidates re-ranked by full likelihood (capped at the answer-list size)
+    augment: bool = True  # X-FM's train_transform_wohflip (RandomResizedCrop + RandAugment); False = eval resize
+    max_answer_tokens: int = 10  # answer length incl. [CLS]/[SEP]
+
+
+class VQAModel(TaskModel):
+    """X-FM backbone + answer decoder over the fused question states."""
+
+    def __init__(self, xfm: nn.Module, task: str, options: dict[str, Any]):
+        super().__init__(xfm, task, options)
+        from xfm_pipeline.model.decoder import CausalDecoder
+
+        self.decoder = CausalDecoder.from_xfm(xfm, context_width=xfm.text_encoder.config.hidden_size)
+
+    def question_states(self, images: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S), (B, Lq) -> (B, Lq, D) fused question states."""
+        image_embeds = self.xfm.encode_image(images)  # (B, 1+N, Dv)
+        text = self.xfm.encode_text(question_ids, question_atts)  # (B, Lq, D)
+        return self.xfm.fuse(text, question_atts, image_embeds)
+
+
+class VQADataset(torch.utils.data.Dataset):
+    """VQA samples; training items are ``(index, sample_seed)``, evaluation items plain indices."""
+
+    def __init__(self, records, tokenizer, params: TaskParams, options: VQAOptions, image_root: str, train: bool, answer_list: list[str] | None, source: str):
+        from xfm_pipeline.data.transforms import eval_transform, train_transform
+
+        self.records, self.tokenizer, self.root, self.train, self.source = records, tokenizer, image_root, train, source
+        self.max_tokens, self.max_answer_tokens = params.max_tokens, options.max_answer_tokens
+        size = common.image_size(params)
+        self.transform = train_transform(size, hflip=False) if train and options.augment else eval_transform(size)
+        self.answer_list = answer_list
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item) -> dict[str, Any]:
+        from xfm_pipeline.data.formats.vqa import answer_weights
+        from xfm_pipeline.data.images import load_image
+        from xfm_pipeline.data.text import pre_question
+
+        index, seed = item if isinstance(item, (tuple, list)) else (int(item), 0)
+        rng = random.Random(seed)
+        record = self.records[index]
+        image = load_image(self.root, record.image, f"{self.source} record {index}")
+        images = common.seeded_transform(self.transform, image, rng.getrandbits(62))  # (3, S, S)
+        words = TRAIN_QUESTION_WORDS if self.train else TEST_QUESTION_WORDS
+        q_ids, q_atts = common.tokenize_fixed(self.tokenizer, pre_question(record.question, words), self.max_tokens)
+        out = {"images": images, "question_ids": q_ids[0], "question_atts": q_atts[0]}
+        if self.train:
+            answers, weights = answer_weights(record)
+            a_ids, a_atts = common.tokenize_fixed(self.tokenizer, list(answers), self.max_answer_tokens)
+            out.update(answer_ids=a_ids, answer_atts=a_atts, weights=torch.tensor(weights, dtype=torch.float32))
+        else:
+            out["question_id"] = record.question_id if record.question_id is not None else index
+        return out
+
+
+def collate_vqa(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack images/questions (padding trimmed); training batches flatten the answers of every question:
+    ``answer_ids``/``answer_atts`` (N, La), ``weights`` (N,), ``n`` (B,) answers per question."""
+    q_ids, q_atts = common.trim_padding(torch.stack([it["question_ids"] for it in items]), torch.stack([it["question_atts"] for it in items]))
+    batch: dict[str, Any] = {"images": torch.stack([it["images"] for it in items]), "question_ids": q_ids, "question_atts": q_atts}
+    if "answer_ids" in items[0]:
+        a_ids, a_atts = common.trim_padding(torch.cat([it["answer_ids"] for it in items]), torch.cat([it["answer_atts"] for it in items]))
+        batch.update(
+            answer_ids=a_ids, answer_atts=a_atts,
+            weights=torch.cat([it["weights"] for it in items]),
+            n=torch.tensor([len(it["weights"]) for it in items], dtype=torch.long),
+        )  # fmt: skip
+    else:
+        batch["question_id"] = [it["question_id"] for it in items]
+    return batch
+
+
+class VQATask(Task):
+    name = "vqa"
+    splits = ("train", "val", "test")
+    selection_metric = "vqa_acc"
+    new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders
+
+    def options(self, params: TaskParams) -> VQAOptions:
+        opts = common.parse_options(VQAOptions, params, self.name)
+        if opts.k_test < 1 or opts.max_answer_tokens < 3:
+            raise ValueError(f"finetune_vqa.options: k_test must be >= 1 and max_answer_tokens >= 3, got {opts}")
+        return opts
+
+    def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> VQAModel:
+        from xfm_pipeline.config import to_dict
+
+        return VQAModel(xfm, self.name, to_dict(self.options(params)))
+
+    def dataset(self, split: str, data: dict[str, Any], tokenizer, params: TaskParams, image_root: str, train: bool) -> VQADataset:
+        from xfm_pipeline.data.formats.vqa import parse_answer_list, parse_vqa
+
+        records = parse_vqa(data[split], f"vqa/{split}", require_answers=train)
+        answer_list = None if train else parse_answer_list(data["answer_list"], "vqa/answer_list")
+        return VQADataset(records, tokenizer, params, self.options(params), image_root, train, answer_list, f"vqa/{split}")
+
+    def collate(self, split: str, train: bool):
+        return collate_vqa
+
+    def loss(self, model: VQAModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        from xfm_pipeline.model.decoder import sequence_nll
+
+        states = model.question_states(batch["images"], batch["question_ids"], batch["question_atts"])  # (B, Lq, D)
+        n = batch["n"]
+        context = states.repeat_interleave(n, 0)  # (N, Lq, D)
+        context_atts = batch["question_atts"].repeat_interleave(n, 0)
+        nll = sequence_nll(model.decoder, batch["answer_ids"], batch["answer_atts"], context, context_atts)  # (N,)
+        loss = (batch["weights"] * nll).sum() / states.shape[0]
+        return {"loss": loss, "loss_vqa": loss.detach()}
+
+    @torch.no_grad()
+    def answers(self, model: VQAModel, loader, params: TaskParams, noise_seed: int | None = None) -> list[dict[str, Any]]:
+        """Rank the answer list for every question; ``noise_seed`` replaces each image by N(0, 1) noise."""
+        from xfm_pipeline.model.decoder import rank_answers
+
+        opts = self.options(params)
+        dataset = loader.dataset
+        device = common.model_device(model)
+        answer_list = dataset.answer_list
+        a_ids, a_atts = common.tokenize_fixed(dataset.tokenizer, answer_list, opts.max_answer_tokens)
+        a_ids, a_atts = common.trim_padding(a_ids, a_atts)
+        a_ids, a_atts = a_ids.to(device), a_atts.to(device)
+        generator = torch.Generator().manual_seed(noise_seed) if noise_seed is not None else None
+        was_training = model.training
+        model.eval()
+        out = []
+        for batch in loader:
+            images = batch["images"]
+            if generator is not None:
+                images = torch.randn(images.shape, generator=generator)
+            batch = common.to_device(batch, device)
+            states = model.question_states(images.to(device), batch["question_ids"], batch["question_atts"])
+            best, _ = rank_answers(model.decoder, states, batch["question_atts"], a_ids, a_atts, opts.k_test)
+            out += [{"question_id": qid, "answer": answer_list[i]} for qid, i in zip(batch["question_id"], best.tolist(), strict=True)]
+        model.train(was_training)
+        return out
+
+    def predict(self, model: VQAModel, loader, params: TaskParams) -> list[dict[str, Any]]:
+        return self.answers(model, loader, params)
+
+    def evaluate(self, predictions: list[dict[str, Any]], split: str, data: dict[str, Any]) -> dict[str, float]:
+        from xfm_pipeline.data.formats.vqa import parse_vqa
+        from xfm_pipeline.metrics.vqa import vqa_question_accuracy
+
+        records = parse_vqa(data[split], f"vqa/{split}")
+        by_id = {(r.question_id if r.question_id is not None else i): r for i, r in enumerate(records)}
+        if not any(r.answer for r in records):
+            return {}  # test-dev/std: submit the predictions to EvalAI
+        groups: dict[str, list[float]] = defaultdict(list)
+        for p in predictions:
+            record = by_id[p["question_id"]]
+            if not record.answer:
+                continue
+            acc = vqa_question_accuracy(p["answer"], record.answer)
+            groups["vqa_acc"].append(acc)
+            for kind in (record.answer_type, record.question_type):
+                if kind:
+                    groups["vqa_acc_" + kind.replace("/", "_").replace(" ", "_")].append(acc)
+        if not groups:
+            raise ValueError(f"vqa/{split}: no prediction matches a question with answers")
+        return {k: round(100.0 * sum(v) / len(v), 2) for k, v in sorted(groups.items())}
+
+
+def noise_image_accuracy(task: VQATask, model: VQAModel, loader, params: TaskParams, split: str, data: dict[str, Any], seed: int = 0) -> dict[str, float]:
+    """VQA metrics of ``model`` when every image is replaced by Gaussian noise (blind-baseline check)."""
+    return task.evaluate(task.answers(model, loader, params, noise_seed=seed), split, data)
+
+
+TASK = VQATask()
