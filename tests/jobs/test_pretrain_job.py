@@ -76,17 +76,18 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"job": "xfm_pipeline.jobs.pretrain:run_pretraining", "config": _config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2))}))
     proc = subprocess.Popen([sys.executable, "-m", "xfm_pipeline.training.worker", str(job)], env=dict(os.environ, XFM_MLFLOW="0"))
-    first = tmp_path / "killed" / "checkpoint-0000002"
     deadline = time.time() + 240
-    while not first.is_dir() and proc.poll() is None and time.time() < deadline:
+    while not list((tmp_path / "killed").glob("run-*/checkpoint-0000002")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     if proc.poll() is not None:
         pytest.fail("the run finished before it could be killed; make it longer")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "killed" / "checkpoint-0000004").exists()
+    assert not list((tmp_path / "killed").glob("run-*/checkpoint-0000004"))
     resumed = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2)))
     assert resumed["resumed_from"].endswith("checkpoint-0000002")
+    changed = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2, lr=2e-4)))
+    assert changed["resumed_from"] is None  # other parameters: a fresh run, never the finished one
     a, b = _weights(full["final_checkpoint"]), _weights(resumed["final_checkpoint"])
     # same batches, masks, dropout and optimizer state; only float noise between processes (thread
     # scheduling of reductions) may differ, far below any training signal

@@ -45,7 +45,10 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     params = from_dict(TaskParams, config["params"], path=f"finetune_{task.name}")
     data = load_data(config["data_dir"])
     image_root = config["image_root"]
-    output_dir = Path(config["output_dir"])
+    from xfm_pipeline.jobs.resume import run_directory
+
+    inputs = [Path(config["init_dir"]) / "model.safetensors", *sorted(Path(config["data_dir"]).glob("*.json"))]
+    output_dir = run_directory(config["output_dir"], {"task": config["task"], **config["params"]}, inputs)
     torch.manual_seed(params.seed)
     accelerator = make_accelerator()
     backbone = load_pretrained(config["init_dir"], image_size=params.image_size)

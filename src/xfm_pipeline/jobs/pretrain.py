@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from xfm_pipeline.config import from_dict, to_dict
+from xfm_pipeline.jobs.resume import run_directory
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class PretrainParams:
     detach_text_for_fusion: bool = True  # the paper's stop-gradient into the text encoder
     loop: dict[str, Any] = field(default_factory=dict)  # training.loop.LoopConfig fields
     num_workers: int = 0  # DataLoader workers per rank
-    output_dir: str = "data/06_models/pretrain_run"  # checkpoints (resumed automatically) and history
+    output_dir: str = "data/06_models/pretrain_run"  # run-<key>/ checkpoints: same params+inputs resume
     distributed: dict[str, Any] = field(default_factory=dict)  # training.launch.DistributedConfig fields
 
     def streams(self) -> dict[str, StreamParams]:
@@ -82,7 +83,10 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
         write_pretrained(accelerator.unwrap_model(model), directory, tokenizer=tokenizer, extra={"stage": "pretrain"})
 
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
-    result = train(model, objective, streams, loop_config, params.output_dir, accelerator, write_metadata=metadata, on_log=on_log)
+    inputs = [Path(config["init_dir"]) / "model.safetensors", *(Path(config["records_dir"]) / f"{n}.jsonl" for n in streams)]
+    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers")}
+    run_dir = run_directory(params.output_dir, key_params, inputs)
+    result = train(model, objective, streams, loop_config, run_dir, accelerator, write_metadata=metadata, on_log=on_log)
     return {"final_checkpoint": result.final_checkpoint, "step": result.step, "history": result.history, "resumed_from": result.resumed_from}
 
 

@@ -1,0 +1,66 @@
+"""Small helpers shared by the vision-language task modules (retrieval, NLVR2, grounding, VQA, ...).
+
+Kept free of task logic: option parsing, seeded transforms, fixed-length tokenisation and batch padding
+trim, device lookup, and the "careful horizontal flip" rule (no flip when the text says left/right).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+_LEFT_RIGHT = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+
+
+def parse_options(cls: type[T], params, task: str) -> T:
+    """``params.options`` as the task's options dataclass (unknown keys rejected, naming the key)."""
+    from xfm_pipeline.config import from_dict
+
+    return from_dict(cls, params.options, path=f"finetune_{task}.options")
+
+
+def image_size(params) -> int:
+    """The task's image resolution (the fine-tune job fills ``params.image_size`` from the checkpoint)."""
+    if params.image_size is None:
+        raise ValueError("params.image_size is None: the fine-tune job sets it from the checkpoint; set it explicitly when building datasets by hand")
+    return int(params.image_size)
+
+
+def mentions_left_right(*texts: str) -> bool:
+    """True when any text contains the word 'left' or 'right' (then a horizontal flip would change its truth)."""
+    return any(_LEFT_RIGHT.search(t) for t in texts if t)
+
+
+def seeded_transform(transform, image, seed: int) -> torch.Tensor:
+    """Apply a torchvision transform with its randomness drawn from ``seed`` (global RNG restored after)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed % (2**63))
+        return transform(image)
+
+
+def tokenize_fixed(tokenizer, texts: str | list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and mask padded to ``max_tokens``: ``(n, max_tokens)`` each (the collate trims padding)."""
+    from xfm_pipeline.data.text import tokenize
+
+    tok = tokenize(tokenizer, texts, max_tokens, padding="max_length")
+    return tok.text_ids, tok.text_atts
+
+
+def trim_padding(text_ids: torch.Tensor, text_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut (B, L) ids/mask to the longest real text of the batch (X-FM's ``padding='longest'``)."""
+    length = max(1, int(text_atts.sum(dim=1).max()))
+    return text_ids[:, :length].contiguous(), text_atts[:, :length].contiguous()
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters."""
+    return next(model.parameters()).device
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors of a dict batch moved to ``device`` (other values untouched)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -1,0 +1,293 @@
+"""Image-text retrieval, COCO / Flickr30k Karpathy style (xfm_spec 3.1, 4, 8.9).
+
+Training (one record per caption, ``{image, caption, image_id}``): ITC with soft targets over the images
+of the batch (captions of the same image are positives of each other, ``idx`` = dense image index) plus
+ITM with one hard negative text per image and one hard negative image per text, drawn from the local
+similarities, never a caption of the same image (``objectives.itc_loss`` / ``itm_loss``). No new
+parameters (X-FM's ``init_params=[]``). The fusion sees the text states WITHOUT the pretraining
+stop-gradient, as X-FM's retrieval fine-tuning does.
+
+Evaluation (one record per image, ``{image, caption: [...]}``):
+
+1. every text and every image is encoded once; ``S = image_feats @ text_feats.T`` (cosine);
+2. image -> text: for each image the top ``k_test`` texts by ``S`` are re-scored by the ITM positive
+   logit of the fusion encoder, in batched fusion calls of ``rerank_batch`` pairs; text -> image: the
+   top ``k_test`` images of each text, the same way;
+3. the score of a re-ranked pair is ``itm`` (the official ranking) or, by default, ``itm+itc`` = ITM
+   logit + ITC logit (cosine / temperature). xfm_spec 8.9 notes that the official code ranks with the
+   ITM logit alone although fusing both usually helps; ``score: itm`` reproduces the official numbers;
+4. pairs outside the top ``k_test`` rank below every re-ranked pair, ordered by their ITC score (the
+   official code gives them all -100, i.e. an arbitrary order among ties). R@K for K <= k_test is the
+   same either way.
+
+Predictions: one record per query with its 10 best candidates and their scores (best first):
+``{"query": "image", "index": i, "image": path, "top": [text indices], "scores": [...]}`` and
+``{"query": "text", "index": t, "text": caption, "top": [image indices], "scores": [...]}``; text
+indices follow the order of the captions in the split's records. ``evaluate`` computes R@1/5/10 from
+them (``metrics.retrieval``): ``txt_r1/5/10``, ``img_r1/5/10``, ``txt_r_mean``, ``img_r_mean``,
+``r_mean`` (selection metric, on val; X-FM selected on test, xfm_spec 8.9).
+
+Zero-shot evaluation (``eval_retrieval_zeroshot``) runs with ``max_steps: 0`` and only ``val``/``test``
+data: the job never builds the train dataset then, and evaluates ``val`` and ``test``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.common import (
+    image_size,
+    mentions_left_right,
+    model_device,
+    parse_options,
+    seeded_transform,
+    to_device,
+    tokenize_fixed,
+    trim_padding,
+)
+
+TOP_SAVED = 10  # candidates saved per query in the predictions (enough for R@10)
+SCORES = ("itm", "itm+itc")
+_BELOW_CANDIDATES = 1e6  # offset that ranks pairs outside the top k_test below every re-ranked pair
+
+
+@dataclass
+class RetrievalOptions:
+    """Task-specific settings of ``finetune_retrieval_*`` / ``eval_retrieval_zeroshot`` (``options``)."""
+
+    k_test: int = 128  # candidates per query re-ranked by the ITM head (capped at the number of candidates; X-FM: 256)
+    score: str = "itm+itc"  # re-ranked pair score: "itm" (official) or "itm+itc" (ITM logit + ITC logit)
+    rerank_batch: int = 256  # image-text pairs per batched fusion call when re-ranking
+    max_words: int = 30  # pre_caption truncation (words)
+    augment: bool = True  # X-FM fine-tuning augmentation (crop, careful hflip, RandAugment); False = plain resize
+
+    def __post_init__(self):
+        if self.score not in SCORES:
+            raise ValueError(f"finetune_retrieval.options.score must be one of {SCORES}, got {self.score!r}")
+        for name in ("k_test", "rerank_batch", "max_words"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"finetune_retrieval.options.{name} must be an int >= 1, got {value!r}")
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"finetune_retrieval.options.augment must be a bool, got {self.augment!r}")
+
+
+# ------------------------------------------------------------------------------------------ datasets
+class RetrievalTrainDataset(torch.utils.data.Dataset):
+    """(image, caption) pairs; items are ``(index, sample_seed)``; ``image_idx`` = dense index of ``image_id``."""
+
+    def __init__(self, records, image_root, tokenizer, params: TaskParams, options: RetrievalOptions):
+        from xfm_pipeline.data.transforms import eval_transform, train_transform
+
+        self.records, self.root, self.tokenizer = records, image_root, tokenizer
+        self.max_tokens, self.max_words = params.max_tokens, options.max_words
+        size = image_size(params)
+        if options.augment:
+            self.flip, self.no_flip = train_transform(size, hflip=True), train_transform(size, hflip=False)
+        else:
+            self.flip = self.no_flip = eval_transform(size)
+        dense: dict[Any, int] = {}
+        self.image_idx = [dense.setdefault(r.image_id, len(dense)) for r in records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
+        from xfm_pipeline.data.images import load_image
+        from xfm_pipeline.data.text import pre_caption
+
+        index, seed = item
+        rng = random.Random(seed)
+        record = self.records[index]
+        caption = pre_caption(record.caption, self.max_words)
+        image = load_image(self.root, record.image, f"retrieval train record {index}")
+        transform = self.no_flip if mentions_left_right(caption) else self.flip
+        ids, atts = tokenize_fixed(self.tokenizer, caption, self.max_tokens)
+        return {
+            "images": seeded_transform(transform, image, rng.getrandbits(62)),  # (3, S, S)
+            "text_ids": ids[0],  # (L,)
+            "text_atts": atts[0],  # (L,)
+            "image_idx": self.image_idx[index],
+        }
+
+
+class RetrievalEvalDataset(torch.utils.data.Dataset):
+    """The images of an evaluation split (items); all captions are tokenised once as attributes."""
+
+    def __init__(self, records, image_root, tokenizer, params: TaskParams, options: RetrievalOptions):
+        from xfm_pipeline.data.text import pre_caption
+        from xfm_pipeline.data.transforms import eval_transform
+
+        self.records, self.root = records, image_root
+        self.transform = eval_transform(image_size(params))
+        self.texts, self.txt2img, self.img2txt = [], [], []
+        for i, record in enumerate(records):
+            self.img2txt.append(list(range(len(self.texts), len(self.texts) + len(record.caption))))
+            for caption in record.caption:
+                self.texts.append(pre_caption(caption, options.max_words))
+                self.txt2img.append(i)
+        self.text_ids, self.text_atts = tokenize_fixed(tokenizer, self.texts, params.max_tokens)  # (Nt, L) each
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from xfm_pipeline.data.images import load_image
+
+        image = load_image(self.root, self.records[index].image, f"retrieval eval record {index}")
+        return {"images": self.transform(image), "index": index}
+
+
+def _collate_train(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    ids, atts = trim_padding(torch.stack([x["text_ids"] for x in items]), torch.stack([x["text_atts"] for x in items]))
+    return {
+        "images": torch.stack([x["images"] for x in items]),  # (B, 3, S, S)
+        "text_ids": ids,  # (B, L)
+        "text_atts": atts,  # (B, L)
+        "image_idx": torch.tensor([x["image_idx"] for x in items], dtype=torch.long),  # (B,)
+    }
+
+
+def _collate_eval(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    return {"images": torch.stack([x["images"] for x in items]), "index": torch.tensor([x["index"] for x in items])}
+
+
+# ------------------------------------------------------------------------------------------ the task
+class RetrievalTask(Task):
+    """Image-text retrieval: ITC + ITM fine-tuning, ITC pre-ranking + batched ITM re-ranking."""
+
+    name = "retrieval"
+    splits = ("train", "val", "test")
+    selection_metric = "r_mean"
+    new_param_prefixes = ()
+
+    def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
+        options = parse_options(RetrievalOptions, params, self.name)
+        from xfm_pipeline.config import to_dict
+
+        return TaskModel(xfm, self.name, to_dict(options))
+
+    def dataset(self, split, data, tokenizer, params, image_root, train):
+        from xfm_pipeline.data.formats.retrieval import parse_retrieval_eval, parse_retrieval_train
+
+        options = parse_options(RetrievalOptions, params, self.name)
+        if split not in data:
+            raise KeyError(f"retrieval: no data for split {split!r} (data keys: {sorted(data)})")
+        if split == "train":
+            records = parse_retrieval_train(data[split], f"retrieval/{split}")
+            return RetrievalTrainDataset(records, image_root, tokenizer, params, options)
+        records = parse_retrieval_eval(data[split], f"retrieval/{split}")
+        return RetrievalEvalDataset(records, image_root, tokenizer, params, options)
+
+    def collate(self, split, train):
+        return _collate_train if split == "train" else _collate_eval
+
+    def loss(self, model: TaskModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        from xfm_pipeline.objectives.itc import itc_loss
+        from xfm_pipeline.objectives.itm import itm_loss
+
+        xfm = model.xfm
+        idx = batch["image_idx"]  # (B,)
+        image_embeds = xfm.encode_image(batch["images"])  # (B, 1+N, Dv)
+        text_embeds = xfm.encode_text(batch["text_ids"], batch["text_atts"])  # (B, L, Dt)
+        image_feats, text_feats = xfm.image_features(image_embeds), xfm.text_features(text_embeds)  # (B, E)
+        loss_itc = itc_loss(image_feats, text_feats, xfm.temperature, idx)
+        with torch.no_grad():
+            sim = xfm.similarity(image_feats, text_feats)  # (B, B) local
+        itm = itm_loss(xfm, image_embeds, None, text_embeds, batch["text_atts"], sim, sim.t(), idx=idx)
+        return {"loss_itc": loss_itc, "loss_itm": itm.loss, "itm_acc": itm.accuracy, "loss": loss_itc + itm.loss}
+
+    @torch.no_grad()
+    def predict(self, model: TaskModel, loader, params: TaskParams) -> list[dict[str, Any]]:
+        options = parse_options(RetrievalOptions, params, self.name)
+        dataset: RetrievalEvalDataset = loader.dataset
+        xfm, device = model.xfm, model_device(model)
+        image_embeds, image_feats = [], []
+        for batch in loader:
+            embeds = xfm.encode_image(to_device(batch, device)["images"])  # (b, 1+N, Dv)
+            image_embeds.append(embeds)
+            image_feats.append(xfm.image_features(embeds))
+        image_embeds, image_feats = torch.cat(image_embeds), torch.cat(image_feats)  # (Ni, 1+N, Dv), (Ni, E)
+        text_ids, text_atts = dataset.text_ids.to(device), dataset.text_atts.to(device)  # (Nt, L)
+        text_embeds, text_feats = [], []
+        for start in range(0, len(text_ids), params.eval_batch_size):
+            ids, atts = trim_padding(text_ids[start : start + params.eval_batch_size], text_atts[start : start + params.eval_batch_size])
+            embeds = xfm.encode_text(ids, atts)  # (b, l, Dt), l <= L: padding beyond the longest text skipped
+            embeds = torch.nn.functional.pad(embeds, (0, 0, 0, text_ids.shape[1] - embeds.shape[1]))  # (b, L, Dt)
+            text_embeds.append(embeds)
+            text_feats.append(xfm.text_features(embeds))
+        text_embeds, text_feats = torch.cat(text_embeds), torch.cat(text_feats)  # (Nt, L, Dt), (Nt, E)
+
+        itc = (image_feats @ text_feats.t() / xfm.temperature).double()  # (Ni, Nt) ITC logits
+        n_images, n_texts = itc.shape
+
+        def rerank(img_rows: torch.Tensor, txt_rows: torch.Tensor) -> torch.Tensor:
+            """ITM positive logit of the pairs (img_rows[p], txt_rows[p]), ``rerank_batch`` pairs per fusion call."""
+            out = []
+            for start in range(0, len(img_rows), options.rerank_batch):
+                i, t = img_rows[start : start + options.rerank_batch], txt_rows[start : start + options.rerank_batch]
+                ids, atts = trim_padding(text_ids[t], text_atts[t])
+                fused = xfm.fuse(text_embeds[t][:, : atts.shape[1]], atts, image_embeds[i])  # (p, L, Dt)
+                out.append(xfm.itm_score(fused))
+            return torch.cat(out).double()
+
+        def scores(itc_rows: torch.Tensor, image_major: bool) -> torch.Tensor:
+            """(Q, C) final scores: top-k candidates by ITC re-scored, the others below them (ITC order)."""
+            k = min(options.k_test, itc_rows.shape[1])
+            candidates = itc_rows.topk(k, dim=1).indices  # (Q, k)
+            queries = torch.arange(itc_rows.shape[0], device=device).repeat_interleave(k)  # (Q*k,)
+            flat = candidates.reshape(-1)
+            img_rows, txt_rows = (queries, flat) if image_major else (flat, queries)
+            value = rerank(img_rows, txt_rows).view(-1, k)  # (Q, k)
+            if options.score == "itm+itc":
+                value = value + itc_rows.gather(1, candidates)
+            out = itc_rows - _BELOW_CANDIDATES
+            return out.scatter(1, candidates, value)
+
+        s_i2t = scores(itc, image_major=True)  # (Ni, Nt)
+        s_t2i = scores(itc.t().contiguous(), image_major=False)  # (Nt, Ni)
+        predictions: list[dict[str, Any]] = []
+        top_i2t = s_i2t.topk(min(TOP_SAVED, n_texts), dim=1)
+        for i in range(n_images):
+            predictions.append({"query": "image", "index": i, "image": dataset.records[i].image, "top": top_i2t.indices[i].tolist(), "scores": top_i2t.values[i].tolist()})
+        top_t2i = s_t2i.topk(min(TOP_SAVED, n_images), dim=1)
+        for t in range(n_texts):
+            predictions.append({"query": "text", "index": t, "text": dataset.texts[t], "top": top_t2i.indices[t].tolist(), "scores": top_t2i.values[t].tolist()})
+        return predictions
+
+    def evaluate(self, predictions: list[dict[str, Any]], split: str, data: dict[str, Any]) -> dict[str, float]:
+        import numpy as np
+
+        from xfm_pipeline.data.formats.retrieval import parse_retrieval_eval
+        from xfm_pipeline.metrics.retrieval import retrieval_recall
+
+        records = parse_retrieval_eval(data[split], f"retrieval/{split}")
+        img2txt, txt2img = [], []
+        for i, record in enumerate(records):
+            img2txt.append(list(range(len(txt2img), len(txt2img) + len(record.caption))))
+            txt2img.extend([i] * len(record.caption))
+        n_images, n_texts = len(records), len(txt2img)
+        s_i2t = np.full((n_images, n_texts), -np.inf)
+        s_t2i = np.full((n_texts, n_images), -np.inf)
+        seen = {"image": set(), "text": set()}
+        for p in predictions:
+            matrix, n = (s_i2t, n_images) if p["query"] == "image" else (s_t2i, n_texts)
+            if not 0 <= p["index"] < n:
+                raise ValueError(f"retrieval {split}: prediction for {p['query']} {p['index']} outside [0, {n})")
+            matrix[p["index"], p["top"]] = p["scores"]
+            seen[p["query"]].add(p["index"])
+        if len(seen["image"]) != n_images or len(seen["text"]) != n_texts:
+            raise ValueError(
+                f"retrieval {split}: predictions cover {len(seen['image'])}/{n_images} images and "
+                f"{len(seen['text'])}/{n_texts} texts"
+            )
+        return retrieval_recall(s_i2t, img2txt, txt2img, scores_t2i=s_t2i)
+
+
+TASK = RetrievalTask()
