@@ -1,7 +1,5 @@
 """gather_features / itc_loss across 2 gloo processes equal the 1-process computation on the global batch."""
 
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -11,12 +9,6 @@ from xfm_pipeline.objectives import gather_features, itc_loss, rank_and_world
 
 WORLD, LOCAL_BATCH, DIM_IN, DIM = 2, 3, 5, 4
 IDX = torch.tensor([0, 1, 2, 2, 0, 5])  # ties inside a rank and across ranks
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _setup():
@@ -39,10 +31,11 @@ def _step(image_tower, text_tower, x_image, x_text, idx):
     return loss.detach(), params, x_image.grad
 
 
-def _worker(rank, port, out_path):
+def _worker(rank, store_path, out_path):
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    # a file store: no TCP server thread on rank 0 that could outlive the group at exit
+    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=WORLD)
     try:
         torch.set_num_threads(1)
         image_tower, text_tower, x_image, x_text = _setup()
@@ -55,14 +48,16 @@ def _worker(rank, port, out_path):
                 g /= WORLD
             result[name] = {"loss": loss, "params": params, "x_grad": x_grad}
         torch.save(result, f"{out_path}.{rank}")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gloo") / "result"
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    directory = tmp_path_factory.mktemp("gloo")
+    out = directory / "result"
+    mp.spawn(_worker, args=(str(directory / "store"), str(out)), nprocs=WORLD, join=True)
     return [torch.load(f"{out}.{r}", weights_only=True) for r in range(WORLD)]
 
 
