@@ -39,3 +39,21 @@ def base_model():
 
     torch.manual_seed(0)
     return XFM(build_config("base")).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_without_dropout(tmp_path_factory):
+    """A tiny-preset checkpoint (with tokenizer) with every dropout at 0, so repeated forwards and runs on
+    different process counts agree exactly."""
+    import torch
+
+    from xfm_pipeline.model import XFM, build_config, save_pretrained
+    from xfm_pipeline.model.text import load_tokenizer
+
+    torch.manual_seed(0)
+    model = XFM(build_config("tiny", {"fusion": {"dropout": 0.0}}))
+    model.text_encoder.config.hidden_dropout_prob = 0.0
+    model.text_encoder.config.attention_probs_dropout_prob = 0.0
+    directory = tmp_path_factory.mktemp("tiny_no_dropout") / "ckpt"
+    save_pretrained(model, directory, tokenizer=load_tokenizer("all-minilm-l6-v2"))
+    return directory

@@ -41,17 +41,6 @@ def pretrain_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def init_dir(tmp_path_factory):
-    """A tiny-preset checkpoint with every dropout at 0 (so runs on different process counts can match)."""
-    import torch
-
-    from xfm_pipeline.model import XFM, build_config, save_pretrained
-    from xfm_pipeline.model.text import load_tokenizer
-
-    torch.manual_seed(0)
-    model = XFM(build_config("tiny", {"fusion": {"dropout": 0.0}}))
-    model.text_encoder.config.hidden_dropout_prob = 0.0
-    model.text_encoder.config.attention_probs_dropout_prob = 0.0
-    directory = tmp_path_factory.mktemp("init") / "ckpt"
-    save_pretrained(model, directory, tokenizer=load_tokenizer("all-minilm-l6-v2"))
-    return directory
+def init_dir(tiny_checkpoint_without_dropout):
+    """The shared tiny checkpoint without dropout (runs on different process counts must match)."""
+    return tiny_checkpoint_without_dropout

@@ -32,20 +32,9 @@ def write_data_dir(directory: Path, data: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_init(tmp_path_factory):
-    """A tiny-preset X-FM checkpoint (with tokenizer) with dropout off, so repeated forwards agree."""
-    import torch
-
-    from xfm_pipeline.model import XFM, build_config, save_pretrained
-    from xfm_pipeline.model.text import load_tokenizer
-
-    torch.manual_seed(0)
-    model = XFM(build_config("tiny", {"fusion": {"dropout": 0.0}}))
-    model.text_encoder.config.hidden_dropout_prob = 0.0
-    model.text_encoder.config.attention_probs_dropout_prob = 0.0
-    directory = tmp_path_factory.mktemp("tiny_init") / "ckpt"
-    save_pretrained(model, directory, tokenizer=load_tokenizer("all-minilm-l6-v2"))
-    return directory
+def tiny_init(tiny_checkpoint_without_dropout):
+    """The shared tiny checkpoint without dropout, so repeated forwards agree."""
+    return tiny_checkpoint_without_dropout
 
 
 @pytest.fixture(scope="module")
