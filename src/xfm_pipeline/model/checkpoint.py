@@ -143,7 +143,8 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
         if key.endswith("relative_position_bias_table") and key in target and tensor.shape != target[key].shape:
             state[key] = resize_rel_pos_table(tensor, tuple(target[key].shape))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not _is_tied_alias(model, k)]
+    aliases = tied_keys(model)  # safetensors stores a tied tensor once
+    missing = [k for k in missing if k not in aliases]
     if missing or unexpected:
         raise CheckpointError(
             f"{directory}/{WEIGHTS_NAME} does not match its config: missing {sorted(missing)[:10]}, "
@@ -152,11 +153,15 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     return model
 
 
-def _is_tied_alias(model, key: str) -> bool:
-    """True for state-dict keys safetensors dropped because they alias another tensor (tied weights)."""
-    from xfm_pipeline.model.official import _tied_keys
-
-    return key in _tied_keys(model)
+def tied_keys(model) -> set[str]:
+    """State-dict keys that alias a tensor already present under another name (tied weights)."""
+    seen: set[int] = set()
+    tied = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in seen:
+            tied.add(name)
+        seen.add(id(tensor))
+    return tied
 
 
 def load_checkpoint_tokenizer(directory: str | Path):

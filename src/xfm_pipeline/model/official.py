@@ -124,7 +124,9 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tup
                 raise ValueError(f"official key {key} -> {new_key}: shape {tuple(tensor.shape)} != model {want}")
         out[new_key] = tensor
         report.loaded.append(new_key)
-    tied = _tied_keys(model)
+    from xfm_pipeline.model.checkpoint import tied_keys
+
+    tied = tied_keys(model)
     report.missing = sorted(k for k in target if k not in out and k not in tied and not _is_buffer(model, k))
     return out, report
 
@@ -149,16 +151,3 @@ def load_official_checkpoint(path: str | Path, model) -> ImportReport:
 
 def _is_buffer(model, key: str) -> bool:
     return key in dict(model.named_buffers())
-
-
-def _tied_keys(model) -> set[str]:
-    """State-dict keys that alias a tensor already present under another name (tied weights)."""
-    seen: dict[int, str] = {}
-    tied = set()
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        ptr = id(tensor)
-        if ptr in seen:
-            tied.add(name)
-        else:
-            seen[ptr] = name
-    return tied
