@@ -90,6 +90,9 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
     assert changed["resumed_from"] is None  # other parameters: a fresh run, never the finished one
     a, b = _weights(full["final_checkpoint"]), _weights(resumed["final_checkpoint"])
     # same batches, masks, dropout and optimizer state; only float noise between processes (thread
-    # scheduling of reductions) may differ, far below any training signal
+    # scheduling of reductions) may differ, far below any training signal. Attention KEY biases have a
+    # true gradient of exactly zero (softmax is shift-invariant per query), so their gradient IS float
+    # noise and Adam turns it into steps of up to ~lr/10: they get a tolerance of that size.
     for key in a:
-        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
+        atol = 1e-5 if key.endswith("key.bias") else 1e-6
+        torch.testing.assert_close(b[key], a[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
