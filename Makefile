@@ -1,6 +1,6 @@
 # The two set-up commands of the README:
 #   make demo   create .venv and run the main job on the embedded default (generated data, tiny model, CPU)
-#   make test   create .venv and run the test suite
+#   make test   create .venv, install Debian's chromium if missing (Kedro-Viz browser test) and run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: env demo test bench clean
+.PHONY: env browser demo test bench clean
 
 env: $(STAMP)
 
@@ -27,10 +27,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# Headless Chromium for tests/viz (Playwright drives /usr/bin/chromium; no Playwright browser download).
+# Never fails: without a browser the Kedro-Viz browser test skips and says why.
+browser:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+		{ [ "$$SUDO" != none ] && $$SUDO apt-get update -qq && \
+		  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium could not be installed: the Kedro-Viz browser test will skip"; \
+	}
+
 demo: $(STAMP)
 	$(BIN)/kedro run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
