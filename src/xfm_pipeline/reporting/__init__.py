@@ -1,1 +1,6 @@
-"""Results tables: every task's metrics beside the paper's numbers (no Kedro imports)."""
+"""Report building blocks, pure functions with no Kedro imports.
+
+``table`` (results rows and markdown beside ``paper``'s numbers), ``headline`` (each task's headline
+metric), ``plots`` (loss curves and metric bars as PNG, matplotlib Agg), ``drawing`` and ``examples``
+(predictions drawn on their images with PIL), ``html`` (the report page).
+"""

@@ -1,4 +1,5 @@
-"""The report pipeline: one results table from every fine-tune/eval pipeline's metrics."""
+"""The report pipeline: results table (markdown + JSON) and an HTML report with plots and example
+predictions drawn on their images (``data/08_reporting/report/``), from every pipeline's outputs."""
 
 from xfm_pipeline.pipelines.report.pipeline import create_pipeline
 

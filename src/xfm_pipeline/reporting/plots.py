@@ -1,0 +1,162 @@
+"""Report plots as PNG bytes: pretraining loss per objective, fine-tune training loss, headline metrics.
+
+Pure functions on the histories and metrics the pipelines save (lists of ``{"step", "<name>": x}``
+records; flat ``{"<split>/<metric>": x}`` dicts). Figures are drawn with matplotlib's object API on the
+Agg canvas (``matplotlib.figure.Figure`` + ``FigureCanvasAgg``): no pyplot global state, no display.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_PRETRAIN_KEY = re.compile(r"^(?:(?P<corpus>[^/]+)/)?(?P<objective>loss(?:_\w+)?)$")  # "image_text/loss_itc"
+_COLUMNS = 4
+
+
+def _figure(rows: int, cols: int, width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, [ax for row in axes for ax in row]
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def smooth(values: Sequence[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` points (shorter at the start); ``window <= 1`` copies."""
+    if window <= 1:
+        return list(values)
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of ``key`` over the history records that carry a finite number for it."""
+    steps, values = [], []
+    for i, record in enumerate(history):
+        v = record.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            steps.append(float(record.get("step", i + 1)))
+            values.append(float(v))
+    return steps, values
+
+
+def _plot_line(ax, steps: list[float], values: list[float], label: str, color=None) -> None:
+    """The raw series faint and its moving average on top (window ~ 1/15 of the run)."""
+    window = max(1, len(values) // 15)
+    if window > 1:
+        (raw,) = ax.plot(steps, values, alpha=0.25, linewidth=0.8, color=color)
+        ax.plot(steps, smooth(values, window), label=label, linewidth=1.6, color=raw.get_color())
+    else:
+        ax.plot(steps, values, label=label, linewidth=1.6, marker="." if len(values) < 30 else None, color=color)
+
+
+def pretrain_objectives(history: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """``{objective: [history keys]}``: ``loss_itc`` -> ``["image_text/loss_itc", "region_text/loss_itc"]``.
+
+    The weighted per-corpus total ``<corpus>/loss`` is the objective ``loss``.
+    """
+    keys = sorted({k for record in history for k in record})
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        m = _PRETRAIN_KEY.match(key)
+        if m:
+            out.setdefault(m["objective"], []).append(key)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] == "loss", kv[0])))  # the total last
+
+
+def pretrain_loss_curves(history: Sequence[dict[str, Any]] | None) -> bytes | None:
+    """One panel per pretraining objective (``loss_itc``, ``loss_mlm``, ...), one line per corpus.
+
+    Returns None when the history has no loss at all.
+    """
+    objectives = pretrain_objectives(history or [])
+    if not objectives:
+        return None
+    cols = min(_COLUMNS, len(objectives))
+    rows = math.ceil(len(objectives) / cols)
+    fig, axes = _figure(rows, cols, 3.6 * cols, 2.8 * rows)
+    for ax, (objective, keys) in zip(axes, objectives.items()):
+        for key in keys:
+            corpus = key.rsplit("/", 1)[0] if "/" in key else "all"
+            _plot_line(ax, *_series(history, key), label=corpus)
+        ax.set_title(objective if objective != "loss" else "loss (weighted total)", fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(objectives) :]:
+        ax.set_visible(False)
+    fig.suptitle("Pretraining loss per objective (faint: raw; solid: moving average)", fontsize=11)
+    return _png(fig)
+
+
+def finetune_loss_curves(histories: dict[str, Sequence[dict[str, Any]] | None]) -> bytes | None:
+    """One panel per pipeline with a non-empty history: ``train/loss`` and its components.
+
+    Pipelines without history (not run, or evaluation only) are left to the caller to list.
+    Returns None when no pipeline has a training loss.
+    """
+    panels = {}
+    for name in sorted(histories):
+        history = histories[name] or []
+        keys = sorted({k for r in history for k in r if k.startswith("train/loss")}, key=lambda k: (k != "train/loss", k))
+        if keys:
+            panels[name] = (history, keys)
+    if not panels:
+        return None
+    cols = min(_COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = _figure(rows, cols, 3.6 * cols, 2.6 * rows)
+    for ax, (name, (history, keys)) in zip(axes, panels.items()):
+        for key in keys:
+            _plot_line(ax, *_series(history, key), label=key.removeprefix("train/"))
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize=6)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle("Fine-tuning training loss per pipeline", fontsize=11)
+    return _png(fig)
+
+
+def metric_bars(entries: Sequence[tuple[str, str | None, float | None]], title: str = "Headline metric per pipeline") -> bytes:
+    """Horizontal bars ``(pipeline, metric label, value)``; a ``None`` value is drawn as "not run" text."""
+    n = max(1, len(entries))
+    fig, (ax,) = _figure(1, 1, 8.5, 0.9 + 0.32 * n)
+    labels = [f"{p}  ({m})" if m else p for p, m, _ in entries]
+    values = [v if v is not None else 0.0 for _, _, v in entries]
+    y = list(range(len(entries)))
+    colors = ["#4C72B0" if v is not None else "#FFFFFF" for _, _, v in entries]
+    ax.barh(y, values, color=colors, height=0.7)
+    top = max([abs(v) for v in values] + [1.0])
+    for yi, (_, _, v) in zip(y, entries):
+        text = f"{v:.2f}" if v is not None else "not run"
+        ax.text(max(v or 0.0, 0.0) + 0.01 * top, yi, text, va="center", fontsize=7, color="#333333" if v is not None else "#B00020")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(min(0.0, min(values)) * 1.1, top * 1.15)
+    ax.set_xlabel("value (percent; CIDEr x100)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    return _png(fig)

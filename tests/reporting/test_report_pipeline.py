@@ -1,0 +1,120 @@
+"""The report pipeline with the project's catalog: tolerant inputs, atomic report directory, and a run
+where only one fine-tune pipeline has been run (the others are listed as not run)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from kedro.io import DataCatalog, DatasetError
+from PIL import Image
+
+from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
+from xfm_pipeline.pipelines.report import create_pipeline
+from xfm_pipeline.pipelines.report.datasets import OptionalJSONDataset, ReportDirectoryDataset
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
+
+
+def project_catalog() -> DataCatalog:
+    config = {}
+    for path in sorted(CONF.glob("catalog*.yml")):
+        config.update(yaml.safe_load(path.read_text()) or {})
+    return DataCatalog.from_config(config)
+
+
+def test_optional_json_dataset_loads_none_when_missing(tmp_path):
+    ds = OptionalJSONDataset(str(tmp_path / "m.json"))
+    assert ds.load() is None and not ds.exists()
+    (tmp_path / "m.json").write_text('{"val/x": 1.0}')
+    assert ds.load() == {"val/x": 1.0} and ds.exists()
+    with pytest.raises(DatasetError, match="read-only"):
+        ds.save({"val/x": 2.0})
+
+
+def test_report_directory_is_replaced_as_a_whole(tmp_path):
+    ds = ReportDirectoryDataset(str(tmp_path / "report"))
+    ds.save({"index.html": "<p>one</p>", "plots/a.png": b"\x89PNG a", "examples/old.png": b"old"})
+    assert ds.load() == {"index.html": b"<p>one</p>", "plots/a.png": b"\x89PNG a", "examples/old.png": b"old"}
+    ds.save({"index.html": "<p>two</p>", "plots/a.png": b"\x89PNG b"})
+    assert ds.load() == {"index.html": b"<p>two</p>", "plots/a.png": b"\x89PNG b"}  # stale example gone
+    with pytest.raises(DatasetError, match="expected bytes or str"):  # fails after writing index.html: a crash
+        ds.save({"index.html": "<p>three</p>", "plots/bad.png": 3})
+    with pytest.raises(DatasetError, match="escapes the report directory"):
+        ds.save({"index.html": "x", "../escape.html": "x"})
+    assert ds.load() == {"index.html": b"<p>two</p>", "plots/a.png": b"\x89PNG b"}  # the previous report, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary directories left
+    assert not (tmp_path / "escape.html").exists()
+
+
+def test_catalog_reads_the_fine_tune_files_through_tolerant_entries():
+    catalog = project_catalog()
+    for name in FINETUNE_PIPELINES:
+        for kind in ("metrics", "predictions", "history"):
+            tolerant, plain = catalog.get(f"report.{name}_{kind}"), catalog.get(f"{name}.{kind}")
+            assert isinstance(tolerant, OptionalJSONDataset), (name, kind)
+            assert Path(tolerant._describe()["filepath"]).resolve() == Path(str(plain._filepath)).resolve(), (name, kind)
+    resolver = catalog.config_resolver
+    for dataset in create_pipeline().datasets():  # no intermediate is captured by a tolerant (read-only) pattern
+        if dataset.startswith("report.") and not re.match(r"report\..+_(metrics|predictions|history)$", dataset):
+            assert resolver.match_dataset_pattern(dataset) is None, dataset
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
+    from kedro.runner import SequentialRunner
+
+    monkeypatch.chdir(tmp_path)  # the catalog's paths are relative to the project root
+    root = Path("data/01_raw/shapes_world/images")
+    (root / "val").mkdir(parents=True)
+    Image.new("RGB", (48, 48), (240, 240, 240)).save(root / "val/000001.jpg")
+    history = [{"image_text/loss_itc": 2.0 - 0.01 * s, "image_text/loss": 3.0 - 0.01 * s, "step": s} for s in range(1, 41)]
+    write_json(Path("data/08_reporting/pretrain_history.json"), history)
+    write_json(Path("data/08_reporting/pretrain_metrics.json"), {"losses": {"image_text/loss_itc": {"first": 2.0, "last": 1.6}}})
+    write_json(Path("data/08_reporting/metrics/finetune_grounding.json"), {"val/grounding_acc": 50.0})
+    write_json(Path("data/08_reporting/history/finetune_grounding.json"), [{"train/loss": 1.0 / s, "step": s} for s in range(1, 11)])
+    write_json(
+        Path("data/07_model_output/finetune_grounding/predictions.json"),
+        {"val": [{"index": 0, "ref_id": 1, "image": "val/000001.jpg", "text": "the square", "pred_bbox": [10, 10, 20, 20]}]},
+    )
+    write_json(Path("data/02_intermediate/grounding/refcoco+.json"), [{"image": "val/000001.jpg", "text": "the square", "bbox": [8, 8, 20, 20], "ref_id": 1, "split": "val"}])
+    for task, split in [("vqa", "val"), ("vqa", "test"), ("retrieval", "val"), ("retrieval", "test"), ("captioning", "val"), ("captioning", "test")]:
+        write_json(Path(f"data/02_intermediate/{task}/{split}.json"), [])
+    for split in ("val_gt", "test_gt"):
+        write_json(Path(f"data/02_intermediate/captioning/{split}.json"), {"images": [], "annotations": []})
+
+    catalog = project_catalog()
+    catalog["params:image_root"] = str(root)
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    report = Path("data/08_reporting/report")
+    page = (report / "index.html").read_text()
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        assert (report / src).is_file(), src
+    shipped = {p.relative_to(report).as_posix() for p in report.rglob("*.png")}
+    assert shipped == set(re.findall(r'<img src="([^"]+)"', page))
+    assert {"plots/pretrain_losses.png", "plots/finetune_losses.png", "plots/headline_metrics.png", "examples/finetune_grounding_01.png"} <= shipped
+    not_run = sorted(set(FINETUNE_PIPELINES) - {"finetune_grounding"})
+    for name in not_run:
+        assert f"<code>{name}</code>" in page, name
+    assert json.loads(Path("data/08_reporting/results.json").read_text())["not_run"] == not_run
+    assert "<td>finetune_grounding</td><td>val/grounding_acc</td><td class=num>50.00</td>" in page
+    assert "## Pipelines not run" in Path("data/08_reporting/results.md").read_text()
+
+
+def test_default_pipeline_runs_the_report_after_every_fine_tune():
+    """The tolerant inputs are not DAG edges: the sequential order (topological groups, names sorted)
+    must still put every report node after every fine-tune node of ``__default__``."""
+    from xfm_pipeline.pipeline_registry import register_pipelines
+
+    names = [n.name for n in register_pipelines()["__default__"].nodes]
+    report = [i for i, n in enumerate(names) if n.startswith("report.")]
+    finetune = [i for i, n in enumerate(names) if n.split(".", 1)[0] in FINETUNE_PIPELINES]
+    assert len(finetune) == len(FINETUNE_PIPELINES) and min(report) > max(finetune)
