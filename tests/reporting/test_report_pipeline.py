@@ -14,7 +14,8 @@ from PIL import Image
 
 from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
 from xfm_pipeline.pipelines.report import create_pipeline
-from xfm_pipeline.pipelines.report.datasets import OptionalJSONDataset, ReportDirectoryDataset
+from xfm_pipeline.datasets import OptionalJSONDataset
+from xfm_pipeline.pipelines.report.datasets import ReportDirectoryDataset
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 
@@ -26,13 +27,15 @@ def project_catalog() -> DataCatalog:
     return DataCatalog.from_config(config)
 
 
-def test_optional_json_dataset_loads_none_when_missing(tmp_path):
-    ds = OptionalJSONDataset(str(tmp_path / "m.json"))
+def test_optional_json_dataset_loads_none_when_missing_and_saves_atomically(tmp_path):
+    ds = OptionalJSONDataset(str(tmp_path / "sub" / "m.json"))
     assert ds.load() is None and not ds.exists()
-    (tmp_path / "m.json").write_text('{"val/x": 1.0}')
+    ds.save({"val/x": 1.0})
     assert ds.load() == {"val/x": 1.0} and ds.exists()
-    with pytest.raises(DatasetError, match="read-only"):
-        ds.save({"val/x": 2.0})
+    with pytest.raises(DatasetError, match="not JSON serializable"):
+        ds.save({"val/x": object()})
+    assert ds.load() == {"val/x": 1.0}
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["m.json"]
 
 
 def test_report_directory_is_replaced_as_a_whole(tmp_path):
@@ -50,17 +53,18 @@ def test_report_directory_is_replaced_as_a_whole(tmp_path):
     assert not (tmp_path / "escape.html").exists()
 
 
-def test_catalog_reads_the_fine_tune_files_through_tolerant_entries():
+def test_report_consumes_every_fine_tune_output_as_an_edge():
     catalog = project_catalog()
+    report = create_pipeline()
     for name in FINETUNE_PIPELINES:
-        for kind in ("metrics", "predictions", "history"):
-            tolerant, plain = catalog.get(f"report.{name}_{kind}"), catalog.get(f"{name}.{kind}")
-            assert isinstance(tolerant, OptionalJSONDataset), (name, kind)
-            assert Path(tolerant._describe()["filepath"]).resolve() == Path(str(plain._filepath)).resolve(), (name, kind)
-    resolver = catalog.config_resolver
-    for dataset in create_pipeline().datasets():  # no intermediate is captured by a tolerant (read-only) pattern
-        if dataset.startswith("report.") and not re.match(r"report\..+_(metrics|predictions|history)$", dataset):
-            assert resolver.match_dataset_pattern(dataset) is None, dataset
+        for kind in ("metrics", "history"):
+            assert isinstance(catalog.get(f"{name}.{kind}"), OptionalJSONDataset), (name, kind)
+            assert f"{name}.{kind}" in report.inputs(), (name, kind)  # ordered after the fine-tunes
+    from xfm_pipeline.pipeline_registry import register_pipelines
+
+    default = register_pipelines()["__default__"]
+    order = [n.name for n in default.nodes]
+    assert max(order.index(f"{name}.finetune") for name in FINETUNE_PIPELINES) < order.index("report.build_results_table")
 
 
 def write_json(path: Path, data) -> None:
@@ -107,14 +111,3 @@ def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
     assert json.loads(Path("data/08_reporting/results.json").read_text())["not_run"] == not_run
     assert "<td>finetune_grounding</td><td>val/grounding_acc</td><td class=num>50.00</td>" in page
     assert "## Pipelines not run" in Path("data/08_reporting/results.md").read_text()
-
-
-def test_default_pipeline_runs_the_report_after_every_fine_tune():
-    """The tolerant inputs are not DAG edges: the sequential order (topological groups, names sorted)
-    must still put every report node after every fine-tune node of ``__default__``."""
-    from xfm_pipeline.pipeline_registry import register_pipelines
-
-    names = [n.name for n in register_pipelines()["__default__"].nodes]
-    report = [i for i, n in enumerate(names) if n.startswith("report.")]
-    finetune = [i for i, n in enumerate(names) if n.split(".", 1)[0] in FINETUNE_PIPELINES]
-    assert len(finetune) == len(FINETUNE_PIPELINES) and min(report) > max(finetune)

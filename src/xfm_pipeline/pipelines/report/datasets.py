@@ -1,4 +1,4 @@
-"""Datasets of the report pipeline: tolerant JSON inputs and an atomically written report directory."""
+"""The report pipeline's output dataset: an atomically written report directory."""
 
 from __future__ import annotations
 
@@ -7,33 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
-
-
-class OptionalJSONDataset(AbstractDataset[None, Any]):
-    """A local JSON file read by the report: ``load()`` gives None when the file does not exist.
-
-    The report lists what is None as "not run" instead of failing on the first pipeline that has not
-    been run. Read-only: the pipelines that produce the file save it through their own catalog entry.
-    """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
-
-    def load(self) -> Any:
-        if not self._filepath.is_file():
-            return None
-        with open(self._filepath, encoding="utf-8") as fh:
-            return json.load(fh)
-
-    def save(self, data: None) -> None:
-        raise DatasetError(f"{self._filepath}: OptionalJSONDataset is read-only (the producing pipeline saves it)")
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "missing_ok": True}
 
 
 class ReportDirectoryDataset(AbstractDataset[dict[str, Any], dict[str, bytes]]):

@@ -17,25 +17,21 @@ EXAMPLE_DATA = {
 
 
 def report_input(pipeline: str, kind: str) -> str:
-    """The report's view of a fine-tune output (``kind``: metrics | predictions | history).
+    """A fine-tune output the report reads (``kind``: metrics | predictions | history).
 
-    Inside the ``report`` namespace it becomes ``report.<pipeline>_<kind>`` (conf/base/catalog.yml): the
-    same file as ``<pipeline>.<kind>``, but None when the pipeline has not been run, so the report
-    still builds and lists it. (Consuming ``<pipeline>.<kind>`` itself would order the report after
-    the fine-tunes in ``__default__`` but fail on the first pipeline not run: the factory entries of
-    catalog_finetune.yml are plain JSON datasets.)
+    ``<pipeline>.<kind>`` itself (catalog_finetune.yml, an OptionalJSONDataset): in ``__default__`` it is
+    a real edge, so the report runs after the fine-tunes; alone, a pipeline not run loads as None and
+    the report lists it.
     """
-    return f"{pipeline}_{kind}"
+    return f"{pipeline}.{kind}"
 
 
 def create_pipeline(**kwargs) -> Pipeline:  # noqa: ARG001 - Kedro's signature
     """metrics, histories, predictions of every pipeline -> results.md/json + report/ (HTML, PNGs).
 
     Node names are ``report.<node>`` (``kedro run --pipelines report`` or ``--namespaces report``).
-    The fine-tune outputs are read through tolerant entries (:func:`report_input`), which are not
-    edges of the DAG: in ``__default__`` the report nodes follow the fine-tunes only because they sit
-    in the same topological group or later and sort after them by name (the sequential runner's
-    order); a parallel runner may start them early.
+    The fine-tune outputs are inputs of the namespace (:func:`report_input`), so every runner orders the
+    report after the pipelines that produce them.
     """
     examples = {name: (task, data) for name, (task, data) in FINETUNE_PIPELINES.items() if task in EXAMPLE_DATA}
     nodes = [
@@ -82,7 +78,7 @@ def create_pipeline(**kwargs) -> Pipeline:  # noqa: ARG001 - Kedro's signature
     return Pipeline(
         nodes,
         namespace="report",  # nodes report.<name>; intermediate and tolerant inputs report.<dataset>
-        inputs={"pretrain_metrics", "pretrain_history", *validated},
+        inputs={"pretrain_metrics", "pretrain_history", *validated, *(report_input(name, kind) for name in FINETUNE_PIPELINES for kind in ("metrics", "predictions", "history") if kind != "predictions" or name in examples)},
         outputs={"results_table", "results_json", "report_site"},
         parameters={"params:image_root"},
     )
