@@ -29,6 +29,7 @@ class TaskParams:
     weight_decay: float = 0.01  # AdamW weight decay
     warmup: float = 0.1  # warm-up fraction or steps
     lr_mult: float = 2.0  # new heads' learning-rate multiplier
+    lr_scales: dict[str, float] = field(default_factory=dict)  # task-model name prefix -> lr multiplier
     grad_clip: float = 1.0  # global-norm clip (0 = off)
     eval_every: int = 50  # validation period in steps (model selection on val, never test)
     max_tokens: int = 40  # text length incl. specials

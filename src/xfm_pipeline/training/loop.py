@@ -38,6 +38,7 @@ class LoopConfig:
     warmup: float = 0.1  # warm-up steps (>= 1) or fraction of max_steps (< 1)
     lr_mult: float = 2.0  # learning-rate multiplier of new_param_prefixes
     new_param_prefixes: list[str] = field(default_factory=list)  # freshly initialised parameters (heads, temp)
+    lr_scales: dict[str, float] = field(default_factory=dict)  # name prefix -> lr multiplier (longest prefix wins)
     grad_clip: float = 1.0  # global gradient-norm clip (0 = off)
     grad_accum_steps: int = 1  # micro-steps per optimizer step
     mixed_precision: str = "no"  # "no" (fp32, right for CPUs) or "bf16" (GPUs)
@@ -140,7 +141,7 @@ def train(
     is_main = accelerator.is_main_process
     rank = accelerator.process_index
 
-    groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult)
+    groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult, config.lr_scales)
     optimizer = create_optimizer(groups, config.betas, config.eps)
     scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -17,29 +17,35 @@ def param_groups(
     weight_decay: float,
     new_param_prefixes: Iterable[str] = (),
     lr_mult: float = 2.0,
+    lr_scales: Mapping[str, float] | None = None,
 ) -> list[dict]:
-    """Split trainable parameters into {decay, no decay} x {base lr, lr_mult x lr}.
+    """Split trainable parameters into {decay, no decay} x learning-rate groups.
 
     No decay on biases, normalisation weights, LayerScale gammas (all tensors with ndim <= 1) and on
     relative position tables / special tokens / temperature. Parameters whose name starts with one of
     ``new_param_prefixes`` (freshly initialised heads) get ``lr_mult`` times the learning rate.
+    ``lr_scales`` maps name prefixes to a further multiplier (the longest matching prefix wins), e.g.
+    ``{"vision_encoder.": 5.0, "text_encoder.": 0.1}`` trains a from-scratch vision encoder faster than
+    a pretrained text encoder.
     """
     prefixes = tuple(new_param_prefixes)
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    scales = sorted((lr_scales or {}).items(), key=lambda item: -len(item[0]))
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         decay = param.ndim > 1 and not any(fragment in name for fragment in NO_DECAY_NAMES)
         new = name.startswith(prefixes) if prefixes else False
-        groups.setdefault((decay, new), []).append(param)
+        scale = next((value for prefix, value in scales if name.startswith(prefix)), 1.0)
+        groups.setdefault((decay, (lr_mult if new else 1.0) * scale), []).append(param)
     return [
         {
             "params": params,
             "weight_decay": weight_decay if decay else 0.0,
-            "lr": lr * (lr_mult if new else 1.0),
-            "name": f"{'decay' if decay else 'no_decay'}{'_new' if new else ''}",
+            "lr": lr * multiplier,
+            "name": f"{'decay' if decay else 'no_decay'}_x{multiplier:g}",
         }
-        for (decay, new), params in sorted(groups.items())
+        for (decay, multiplier), params in sorted(groups.items())
     ]
 
 

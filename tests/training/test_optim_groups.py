@@ -1,0 +1,49 @@
+"""AdamW parameter groups: decay split, new-head multiplier, per-module learning-rate scales."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from xfm_pipeline.training.optim import param_groups
+
+
+class _Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.vision_encoder = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
+        self.vision_encoder_extra = nn.Linear(2, 2)  # shares the string prefix, not the module
+        self.text_encoder = nn.Linear(2, 2)
+        self.itm_head = nn.Linear(2, 2)
+
+
+def _lr_and_decay_of(groups) -> dict[int, tuple[float, float]]:
+    return {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+
+
+def test_every_parameter_gets_its_scaled_learning_rate_and_decay():
+    model = _Toy()
+    groups = param_groups(
+        model, lr=1e-3, weight_decay=0.01, new_param_prefixes=["itm_head."], lr_mult=2.0,
+        lr_scales={"vision_encoder.": 5.0, "vision_encoder.1.": 0.5, "text_encoder.": 0.1},
+    )  # fmt: skip
+    got = _lr_and_decay_of(groups)
+    expected = {
+        model.vision_encoder[0].weight: (5e-3, 0.01),
+        model.vision_encoder[0].bias: (5e-3, 0.0),
+        model.vision_encoder[1].weight: (5e-4, 0.0),  # the longest prefix wins; norms never decay
+        model.vision_encoder_extra.weight: (1e-3, 0.01),  # "vision_encoder." does not match "vision_encoder_extra"
+        model.text_encoder.weight: (1e-4, 0.01),
+        model.itm_head.weight: (2e-3, 0.01),
+        model.itm_head.bias: (2e-3, 0.0),
+    }
+    for param, (lr, decay) in expected.items():
+        assert got[id(param)] == (pytest.approx(lr), decay)
+    assert len(got) == sum(1 for _ in model.parameters())  # every parameter is in exactly one group
+
+
+def test_frozen_parameters_are_left_out():
+    model = _Toy()
+    model.text_encoder.requires_grad_(False)
+    got = _lr_and_decay_of(param_groups(model, lr=1e-3, weight_decay=0.01))
+    assert id(model.text_encoder.weight) not in got and id(model.itm_head.weight) in got
