@@ -177,3 +177,13 @@ def test_run_finetune_end_to_end(glue_data, tmp_path):
     assert len(result["predictions"]["val_mismatched"]) == ROWS
     assert [h["step"] for h in result["history"] if "val/accuracy" in h] == [1, 2]
     assert Path(result["checkpoint"], "model.safetensors").is_file()
+    # the val predictions are those of the selected checkpoint (reused from its validation, not recomputed)
+    from xfm_pipeline.jobs.finetune import eval_loader
+    from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
+    from xfm_pipeline.tasks.base import TaskParams, load_task_checkpoint
+
+    task, data = get_task("glue_mnli"), {"glue": subset}
+    selected = load_task_checkpoint(result["checkpoint"], data).eval()
+    loader = eval_loader(task, "val", data, load_checkpoint_tokenizer(result["checkpoint"]), TaskParams(eval_batch_size=32, max_tokens=32), "")
+    with torch.no_grad():
+        assert task.predict(selected, loader, TaskParams()) == result["predictions"]["val"]

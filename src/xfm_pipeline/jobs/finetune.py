@@ -62,6 +62,8 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
         write_task_checkpoint(accelerator.unwrap_model(model), directory, params, tokenizer)
 
     history, selected = [], None
+    validated: dict[int, Any] = {}  # step -> val predictions of each validation run in this process
+    reused_val = None  # the selected checkpoint's val predictions, when this process computed them
     if params.max_steps > 0:
         train_set = task.dataset("train", data, tokenizer, params, image_root, train=True)
         sampler = StreamSampler(len(train_set), params.batch_size, seed=params.seed, rank=accelerator.process_index, world_size=accelerator.num_processes)
@@ -73,9 +75,9 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
             eval_every=params.eval_every, select_metric=task.selection_metric, keep_last=1,
         )  # fmt: skip
 
-        def validate(m) -> dict[str, float]:
-            predictions = task.predict(m, eval_loader(task, "val", data, tokenizer, params, image_root), params)
-            return task.evaluate(predictions, "val", data)
+        def validate(m, step: int) -> dict[str, float]:
+            validated[step] = task.predict(m, eval_loader(task, "val", data, tokenizer, params, image_root), params)
+            return task.evaluate(validated[step], "val", data)
 
         stream = Stream(loader, sampler, weight=1.0, samples_per_batch=params.batch_size)
         result = train(model, task.loss, {"train": stream}, loop, output_dir, accelerator, metadata, on_log, validate if "val" in task.splits else None)
@@ -83,6 +85,7 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
         selected = result.best_checkpoint or result.final_checkpoint
         if accelerator.is_main_process and result.best_checkpoint:
             model = load_task_checkpoint(result.best_checkpoint, data)
+            reused_val = validated.get(result.best_step)  # None when validated before a resume
     if not accelerator.is_main_process:
         return {}
     model.eval()
@@ -90,8 +93,11 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     for split in task.splits:
         if split == "train":
             continue
-        with torch.no_grad():
-            predictions[split] = task.predict(model, eval_loader(task, split, data, tokenizer, params, image_root), params)
+        if split == "val" and reused_val is not None:  # the same weights were validated during training
+            predictions[split] = reused_val
+        else:
+            with torch.no_grad():
+                predictions[split] = task.predict(model, eval_loader(task, split, data, tokenizer, params, image_root), params)
         metrics[split] = task.evaluate(predictions[split], split, data)
         log.info("%s %s: %s", task.name, split, metrics[split])
     if selected is None:  # evaluation-only run: save the evaluated model for the catalog

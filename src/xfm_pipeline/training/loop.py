@@ -72,6 +72,7 @@ class TrainResult:
     resumed_from: str | None
     best_checkpoint: str | None = None  # directory of the best validation checkpoint (when selecting)
     best_metrics: dict[str, float] | None = None  # validation metrics of that checkpoint
+    best_step: int | None = None  # the step at which it was validated
 
 
 class _ObjectiveModule(nn.Module):
@@ -117,7 +118,7 @@ def train(
     accelerator=None,
     write_metadata: Callable[[Path], None] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
-    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    evaluate: Callable[[nn.Module, int], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``model`` until ``config.max_steps``, resuming from the newest valid checkpoint in ``output_dir``.
 
@@ -130,7 +131,7 @@ def train(
         accelerator: an ``accelerate.Accelerator`` (one is made if ``None``).
         write_metadata: called with each checkpoint's temporary directory to add config/tokenizer files.
         on_log: called on rank 0 with (step, metrics) every ``log_every`` steps and at the end.
-        evaluate: validation callback ``evaluate(model) -> metrics`` run on rank 0 every ``eval_every`` steps
+        evaluate: validation callback ``evaluate(model, step) -> metrics`` run on rank 0 every ``eval_every`` steps
             and at the end; with ``select_metric`` the best-scoring weights are kept in ``output_dir/best``
             (model selection on validation, never on test).
     """
@@ -215,6 +216,7 @@ def train(
         resumed_from=resumed_from,
         best_checkpoint=str(output_dir / BEST) if best else None,
         best_metrics=best["metrics"] if best else None,
+        best_step=best["step"] if best else None,
     )
 
 
@@ -233,7 +235,7 @@ def _validate(accelerator, model, evaluate, step, history, best, output_dir, con
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            metrics = {f"val/{k}": float(v) for k, v in evaluate(model).items()}
+            metrics = {f"val/{k}": float(v) for k, v in evaluate(model, step).items()}
         model.train(was_training)
         history.append({"step": step, **metrics})
         if on_log is not None:
