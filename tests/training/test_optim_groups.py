@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from xfm_pipeline.training.optim import param_groups
+from xfm_pipeline.training.optim import freeze_zero_scaled, param_groups
 
 
 class _Toy(nn.Module):
@@ -47,3 +47,15 @@ def test_frozen_parameters_are_left_out():
     model.text_encoder.requires_grad_(False)
     got = _lr_and_decay_of(param_groups(model, lr=1e-3, weight_decay=0.01))
     assert id(model.text_encoder.weight) not in got and id(model.itm_head.weight) in got
+
+
+def test_a_zero_scale_freezes_the_parameters_and_no_gradient_reaches_them():
+    import torch
+
+    model = _Toy()
+    frozen = freeze_zero_scaled(model, {"text_encoder.": 0.0, "vision_encoder.": 3.0})
+    assert frozen == ["text_encoder.weight", "text_encoder.bias"]
+    loss = model.itm_head(model.text_encoder(torch.ones(1, 2))).sum()
+    loss.backward()
+    assert model.text_encoder.weight.grad is None and model.itm_head.weight.grad is not None
+    assert id(model.text_encoder.weight) not in _lr_and_decay_of(param_groups(model, 1e-3, 0.01))

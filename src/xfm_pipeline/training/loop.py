@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from xfm_pipeline.training import checkpointing as ckpt
-from xfm_pipeline.training.optim import create_optimizer, linear_warmup_decay, param_groups, warmup_steps_of
+from xfm_pipeline.training.optim import create_optimizer, freeze_zero_scaled, linear_warmup_decay, param_groups, warmup_steps_of
 from xfm_pipeline.training.sampling import StreamIterator, StreamSampler, sample_seed
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class LoopConfig:
     warmup: float = 0.1  # warm-up steps (>= 1) or fraction of max_steps (< 1)
     lr_mult: float = 2.0  # learning-rate multiplier of new_param_prefixes
     new_param_prefixes: list[str] = field(default_factory=list)  # freshly initialised parameters (heads, temp)
-    lr_scales: dict[str, float] = field(default_factory=dict)  # name prefix -> lr multiplier (longest prefix wins)
+    lr_scales: dict[str, float] = field(default_factory=dict)  # name prefix -> lr multiplier (longest wins; 0 = frozen)
     grad_clip: float = 1.0  # global gradient-norm clip (0 = off)
     grad_accum_steps: int = 1  # micro-steps per optimizer step
     mixed_precision: str = "no"  # "no" (fp32, right for CPUs) or "bf16" (GPUs)
@@ -142,6 +142,9 @@ def train(
     is_main = accelerator.is_main_process
     rank = accelerator.process_index
 
+    frozen = freeze_zero_scaled(model, config.lr_scales)
+    if frozen and is_main:
+        log.info("lr_scales freeze %d parameter tensors (%s ...)", len(frozen), frozen[0])
     groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult, config.lr_scales)
     optimizer = create_optimizer(groups, config.betas, config.eps)
     scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)

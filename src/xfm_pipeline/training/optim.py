@@ -29,14 +29,13 @@ def param_groups(
     a pretrained text encoder.
     """
     prefixes = tuple(new_param_prefixes)
-    scales = sorted((lr_scales or {}).items(), key=lambda item: -len(item[0]))
     groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         decay = param.ndim > 1 and not any(fragment in name for fragment in NO_DECAY_NAMES)
         new = name.startswith(prefixes) if prefixes else False
-        scale = next((value for prefix, value in scales if name.startswith(prefix)), 1.0)
+        scale = lr_scale_of(name, lr_scales)
         groups.setdefault((decay, (lr_mult if new else 1.0) * scale), []).append(param)
     return [
         {
@@ -47,6 +46,25 @@ def param_groups(
         }
         for (decay, multiplier), params in sorted(groups.items())
     ]
+
+
+def lr_scale_of(name: str, lr_scales: Mapping[str, float] | None) -> float:
+    """The multiplier of the longest prefix of ``name`` in ``lr_scales`` (1.0 when none matches)."""
+    matches = [prefix for prefix in (lr_scales or {}) if name.startswith(prefix)]
+    return lr_scales[max(matches, key=len)] if matches else 1.0
+
+
+def freeze_zero_scaled(model: nn.Module, lr_scales: Mapping[str, float] | None) -> list[str]:
+    """Freeze (``requires_grad=False``) every parameter whose ``lr_scales`` multiplier is 0.
+
+    No gradient is computed for them at all, so a frozen encoder costs only its forward pass (e.g. a
+    pretrained text encoder kept fixed while a vision-language task trains). Returns the frozen names.
+    """
+    frozen = [name for name, param in model.named_parameters() if param.requires_grad and lr_scale_of(name, lr_scales) == 0.0]
+    for name, param in model.named_parameters():
+        if name in frozen:
+            param.requires_grad_(False)
+    return frozen
 
 
 def create_optimizer(groups: list[dict], betas=(0.9, 0.98), eps: float = 1e-8) -> torch.optim.AdamW:
