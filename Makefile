@@ -38,7 +38,14 @@ browser:
 	}
 
 demo: $(STAMP)
-	$(BIN)/kedro run
+	@start=$$(date +%s); \
+	$(BIN)/kedro run || exit $$?; \
+	echo ""; cat data/08_reporting/results.md; echo ""; \
+	echo "Demo finished in $$(( $$(date +%s) - start )) s."; \
+	echo "  results table : data/08_reporting/results.md (JSON: data/08_reporting/results.json)"; \
+	echo "  HTML report   : data/08_reporting/report/index.html (plots, example predictions)"; \
+	echo "  MLflow UI     : $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"; \
+	echo "  Kedro-Viz     : $(BIN)/kedro viz run"
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
