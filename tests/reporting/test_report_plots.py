@@ -62,6 +62,7 @@ def test_headline_prefers_test_and_puts_fractions_in_percent():
     assert headline("grounding", {"val/grounding_acc": 2.0, "testA/grounding_acc": 1.0}) == ("val/grounding_acc", 2.0)
     assert headline("glue_cola", {"val/matthews_correlation": 0.4}) == ("val/matthews_correlation", pytest.approx(40.0))
     assert headline("imagenet", {"test/top1": 0.43, "test/top5": 0.9}) == ("test/top1", pytest.approx(43.0))
+    assert headline("imagenet", {"test/top1": 43.0}, in_percent=True) == ("test/top1", pytest.approx(43.0))  # table rows
     assert headline("vqa", None) is None and headline("vqa", {"test/other": 1.0}) is None and headline("unknown", {"test/x": 1}) is None
 
 

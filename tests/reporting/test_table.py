@@ -21,3 +21,12 @@ def test_markdown_lists_every_metric_and_the_pretraining_losses():
     assert "| finetune_nlvr | test/nlvr_acc | 71.25 | 86.50 | 88.40 | NLVR2 test-P |" in md
     assert "| image_text/loss_itc | 2.0000 | 1.0000 |" in md
     assert js["rows"][0]["value"] == 71.25
+
+
+def test_fraction_metrics_are_shown_in_percent_like_the_paper():
+    rows = results_rows({"finetune_glue_cola": {"val/matthews_correlation": 0.413}, "finetune_vqa": {"test/vqa_acc": 61.5}}, {"finetune_glue_cola"})
+    by_key = {(r["pipeline"], r["metric"]): r["value"] for r in rows}
+    assert by_key[("finetune_glue_cola", "val/matthews_correlation")] == 41.3
+    assert by_key[("finetune_vqa", "test/vqa_acc")] == 61.5
+    md, _ = build_results_table({}, finetune_glue_sst2={"val/accuracy": 0.9725})
+    assert "| finetune_glue_sst2 | val/accuracy | 97.25 | 95.00 | 94.60 | SST-2 acc |" in md

@@ -37,10 +37,11 @@ def is_fraction(task: str) -> bool:
     return task.startswith("glue_") or task in FRACTION_TASKS
 
 
-def headline(task: str, metrics: dict[str, Any] | None) -> tuple[str, float] | None:
+def headline(task: str, metrics: dict[str, Any] | None, in_percent: bool = False) -> tuple[str, float] | None:
     """``("<split>/<metric>", value in percent)`` of ``task``'s headline metric, or None when absent.
 
     The split is ``test`` when present, else ``val``, else the first (sorted) split that has it.
+    ``in_percent``: ``metrics`` are already in percent (the results-table rows), not as stored.
     """
     name = headline_metric(task)
     if not name or not metrics:
@@ -50,5 +51,5 @@ def headline(task: str, metrics: dict[str, Any] | None) -> tuple[str, float] | N
     if not found:
         return None
     split = next((s for s in SPLIT_PREFERENCE if s in found), sorted(found)[0])
-    value = float(found[split]) * (100.0 if is_fraction(task) else 1.0)
+    value = float(found[split]) * (100.0 if is_fraction(task) and not in_percent else 1.0)
     return f"{split}/{name}", value

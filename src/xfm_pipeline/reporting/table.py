@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from xfm_pipeline.reporting.paper import PAPER_RESULTS
 
 
-def results_rows(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """One row per (pipeline, metric): our value, and the paper's when the metric is one it reports."""
+def results_rows(metrics: dict[str, dict[str, float]], fraction_pipelines: Collection[str] = ()) -> list[dict[str, Any]]:
+    """One row per (pipeline, metric): our value, and the paper's when the metric is one it reports.
+
+    Every value is in percent, as the paper prints them: the metrics of ``fraction_pipelines`` (GLUE,
+    ImageNet: stored as fractions, e.g. MCC 0.41) are multiplied by 100.
+    """
     rows = []
     for pipeline in sorted(metrics):
         paper = PAPER_RESULTS.get(pipeline, {})
+        scale = 100.0 if pipeline in fraction_pipelines else 1.0
         for metric in sorted(metrics[pipeline]):
             value = metrics[pipeline][metric]
             if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -21,7 +27,7 @@ def results_rows(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
                 {
                     "pipeline": pipeline,
                     "metric": metric,
-                    "value": float(value),
+                    "value": float(value) * scale,
                     "paper_4m": ref[0] if ref else None,
                     "paper_1.3b": ref[1] if ref else None,
                     "paper_setting": ref[2] if ref else None,
@@ -31,7 +37,7 @@ def results_rows(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
 
 
 def results_markdown(rows: list[dict[str, Any]], title: str = "X-FM results") -> str:
-    """A markdown table of ``rows`` (values as stored: percentages stay percentages)."""
+    """A markdown table of ``rows`` (every value in percent, see :func:`results_rows`)."""
 
     def fmt(x):
         return "" if x is None else f"{x:.2f}"
@@ -40,7 +46,7 @@ def results_markdown(rows: list[dict[str, Any]], title: str = "X-FM results") ->
         f"# {title}",
         "",
         "Paper columns: X-FM base (327M) as published, for the real datasets; the demo (shapes world,",
-        "tiny preset) is not comparable to them.",
+        "tiny preset) is not comparable to them. All values in percent (GLUE correlations x 100).",
         "",
         "| pipeline | metric | value | paper 4M | paper 1.3B | paper setting |",
         "|---|---|---:|---:|---:|---|",

@@ -24,10 +24,13 @@ def build_results_table(pretrain: dict[str, Any], **metrics: dict[str, float] | 
     A pipeline whose metrics are None (not run) has no rows; it is listed under "Pipelines not run"
     in the markdown and in ``not_run`` in the JSON.
     """
+    from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
+    from xfm_pipeline.reporting.headline import is_fraction
     from xfm_pipeline.reporting.table import results_markdown, results_rows
 
     not_run = _not_run(metrics)
-    rows = results_rows({name: value for name, value in metrics.items() if value is not None})
+    fractions = {name for name, (task, _) in FINETUNE_PIPELINES.items() if is_fraction(task)}
+    rows = results_rows({name: value for name, value in metrics.items() if value is not None}, fractions)
     markdown = results_markdown(rows)
     if not_run:
         markdown += "\n## Pipelines not run (no metrics saved)\n\n" + "".join(f"- {name}\n" for name in not_run)
@@ -82,7 +85,7 @@ def plot_headline_metrics(results: dict[str, Any], tasks: dict[str, str] | None 
     not_run = set(results.get("not_run", []))
     entries, notes = [], []
     for name in sorted(set(tasks) | set(metrics)):
-        found = headline(tasks.get(name, ""), metrics.get(name))
+        found = headline(tasks.get(name, ""), metrics.get(name), in_percent=True)  # rows are in percent
         if found:
             entries.append((name, found[0], found[1]))
         else:
@@ -119,7 +122,7 @@ def draw_examples(
         raise ValueError(f"{pipeline}: no example drawing for task {task!r}; known: {sorted(builders)}")
     examples = builders[task]()
     metrics = {r["metric"]: r["value"] for r in results.get("rows", []) if r["pipeline"] == pipeline}
-    found = headline(task, metrics)
+    found = headline(task, metrics, in_percent=True)  # rows are in percent
     notes = [f"headline metric {found[0]} = {found[1]:.2f}"] if found else []
     if not examples:
         notes.append("predictions saved but none could be drawn (no split with records)")
