@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def _run(args: list[str], cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory) -> Iterator[Path]:
     if shutil.which("git") is None:
         pytest.skip("git is not installed (DVC needs a Git repository)")
     copy = tmp_path_factory.mktemp("dvc") / "project"
@@ -87,7 +88,8 @@ def project(tmp_path_factory) -> Path:
     _shrink(copy / "conf" / "base")
     for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
         _run(args, copy)
-    return copy
+    yield copy
+    shutil.rmtree(copy.parent, ignore_errors=True)  # a few GB of checkpoints, training states and DVC cache
 
 
 @pytest.mark.slow

@@ -20,8 +20,8 @@ class ImageCounts:
 
     pretrain: int = 500
     train: int = 1200
-    val: int = 200
-    test: int = 300
+    val: int = 100
+    test: int = 150
 
 
 @dataclass
@@ -29,8 +29,8 @@ class NLVRCounts:
     """Image-pair statements per NLVR2 split (train on train images, dev on val, test on test)."""
 
     train: int = 1500
-    dev: int = 300
-    test: int = 400
+    dev: int = 200
+    test: int = 200
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ImageNetConfig:
 
     label: str = "shape"  # shape (6 classes) | shape_colour (36 classes): the dominant object's
     train_per_class: int = 100
-    val_per_class: int = 25
+    val_per_class: int = 15
     max_distractors: int = 2  # small objects of other shapes around the dominant one
 
 
@@ -48,8 +48,8 @@ class GlueCounts:
     """Examples per GLUE split, for every task (MNLI: per matched/mismatched file)."""
 
     train: int = 500
-    dev: int = 150
-    test: int = 150
+    dev: int = 100
+    test: int = 100
 
 
 @dataclass
