@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.common import model_device
 
 # registry key -> (GLUE release directory name, metrics.glue task name)
 GLUE_KEYS: dict[str, str] = {
@@ -178,7 +179,7 @@ class GlueTask(Task):
 
     @torch.no_grad()
     def predict(self, model, loader, params):
-        device = next(model.parameters()).device
+        device = model_device(model)
         was_training = model.training
         model.eval()
         out = []

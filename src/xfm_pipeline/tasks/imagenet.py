@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.common import model_device
 
 TOPK = 5  # class ids (and scores) kept per prediction, enough for top-5
 
@@ -313,7 +314,7 @@ class ImagenetTask(Task):
 
     @torch.no_grad()
     def predict(self, model, loader, params):
-        device = next(model.parameters()).device
+        device = model_device(model)
         was_training = model.training
         model.eval()
         out = []
