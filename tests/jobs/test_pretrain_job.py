@@ -18,7 +18,7 @@ from xfm_pipeline.jobs.pretrain import run_pretraining
 from xfm_pipeline.training.launch import DistributedConfig, run_job
 
 
-def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "region_text", "image_only", "text_only"), objectives=None, lr=3e-4):
+def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "region_text", "image_only", "text_only"), objectives=None, lr=3e-4, eps=1e-8):
     stream_params = {
         "image_text": {"batch_size": 4, "max_tokens": 16, "max_masks": 4},
         "region_text": {"batch_size": 2, "texts_per_image": 2, "max_tokens": 16, "max_masks": 4},
@@ -28,7 +28,7 @@ def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "reg
     return {
         **{name: stream_params[name] for name in streams},
         "objectives": objectives or {},
-        "loop": {"max_steps": steps, "lr": lr, "warmup": 1, "checkpoint_every": checkpoint_every, "log_every": 1, "progress": False, "seed": 7},
+        "loop": {"max_steps": steps, "lr": lr, "eps": eps, "warmup": 1, "checkpoint_every": checkpoint_every, "log_every": 1, "progress": False, "seed": 7},
         "output_dir": str(output_dir),
     }
 
@@ -53,13 +53,14 @@ def test_every_stream_and_objective_runs(pretrain_world, init_dir, tmp_path):
 def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_path):
     # ITM draws hard negatives from the LOCAL batch (as the paper does), so a 2-process run legitimately
     # differs there; the other objectives see the same global batch and must give the same update.
-    # (Adam turns float-level differences of near-zero gradients into steps of up to lr: keep lr small.)
+    # Adam divides by sqrt(v) + eps, so float-level differences (the order of the cross-rank gradient sum)
+    # of gradients near eps become step differences of up to lr: keep lr small and eps at 1e-6.
     objectives = {"itm": 0.0, "bbox": 0.0, "giou": 0.0}
     streams = ("image_text", "image_only", "text_only")
-    one = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "one", streams=streams, objectives=objectives, lr=1e-4)))
+    one = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "one", streams=streams, objectives=objectives, lr=1e-4, eps=1e-6)))
     two = run_job(
         "xfm_pipeline.jobs.pretrain:run_pretraining",
-        _config(pretrain_world, init_dir, _params(tmp_path / "two", streams=streams, objectives=objectives, lr=1e-4)),
+        _config(pretrain_world, init_dir, _params(tmp_path / "two", streams=streams, objectives=objectives, lr=1e-4, eps=1e-6)),
         tmp_path / "two_job",
         DistributedConfig(nproc_per_node=2, rdzv_endpoint="127.0.0.1:29533"),
     )

@@ -80,3 +80,12 @@ def test_overrides_merge_and_unknown_keys_are_rejected():
         build_config("tiny", {"vision": {"image_sise": 96}})
     with pytest.raises(KeyError, match="huge"):
         build_config("huge")
+
+
+def test_mim_target_decides_the_pixel_head(tiny_model, base_model):
+    p = tiny_model.config.vision.patch_size
+    assert tiny_model.config.mim_target == "pixels" and tiny_model.config.vision.stem == "conv"
+    assert tiny_model.mim_head.out_features == 3 * p * p
+    assert base_model.config.mim_target == "features" and not hasattr(base_model, "mim_head")  # official keys
+    with pytest.raises(ValueError, match="mim_target must be one of"):
+        build_config("tiny", {"mim_target": "tokens"})

@@ -63,3 +63,31 @@ def test_key_layout_matches_official_vision_encoder():
         base = VisionEncoder(VisionConfig())
     ours = {k: tuple(v.shape) for k, v in base.state_dict().items()}
     assert ours == official
+
+
+@pytest.mark.parametrize("patch_size", [2, 4, 8])
+def test_conv_stem_keeps_the_patch_grid_and_the_mim_contract(patch_size):
+    torch.manual_seed(0)
+    config = VisionConfig(image_size=32, patch_size=patch_size, width=48, depth=1, num_heads=3, drop_path_rate=0.0, stem="conv")
+    encoder = VisionEncoder(config).eval()
+    n = (32 // patch_size) ** 2
+    strided = [m for m in encoder.patch_embed.proj if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == patch_size.bit_length() - 1  # log2(p) stride-2 convolutions
+    x = torch.randn(3, 3, 32, 32)
+    out = encoder(x)
+    assert out.shape == (3, 1 + n, 48)
+    # per-sample normalisation: an image's tokens do not depend on the rest of the batch
+    torch.testing.assert_close(encoder(x[:1]), out[:1], atol=1e-5, rtol=1e-5)
+    # masked patches' pixels no longer matter (the mask token replaces the stem's output)
+    mask = torch.zeros(1, n, dtype=torch.bool)
+    mask[0, 0] = True
+    y = x[:1].clone()
+    y[..., :patch_size, :patch_size] += 5.0  # pixels of patch 0 only
+    torch.testing.assert_close(encoder(x[:1], mask), encoder(y, mask))
+
+
+def test_conv_stem_needs_a_power_of_two_patch():
+    with pytest.raises(ValueError, match="power-of-two patch_size"):
+        VisionConfig(patch_size=6, stem="conv")
+    with pytest.raises(ValueError, match="vision.stem must be one of"):
+        VisionConfig(stem="convnext")

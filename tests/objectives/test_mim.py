@@ -1,9 +1,9 @@
-"""MIM feature regression: masked patches only, plus the pooled token; target detached."""
+"""MIM: feature regression (masked patches plus the pooled token, target detached) and pixel regression."""
 
 import pytest
 import torch
 
-from xfm_pipeline.objectives import mim_loss
+from xfm_pipeline.objectives import mim_loss, mim_pixel_loss, patchify
 
 
 def _naive_mim(pred, target, mask):
@@ -53,3 +53,45 @@ def test_shape_mismatch_is_rejected(tensors):
     pred, target, mask = tensors
     with pytest.raises(ValueError, match="mim_loss shapes"):
         mim_loss(pred, target, mask[:, :5])
+
+
+def test_patchify_orders_patches_like_the_vit_tokens():
+    images = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    patches = patchify(images, 2)  # (2, 2*3, 2*2*3)
+    assert patches.shape == (2, 6, 12)
+    for b in range(2):
+        for gy in range(2):
+            for gx in range(3):
+                expected = images[b, :, 2 * gy : 2 * gy + 2, 2 * gx : 2 * gx + 2].permute(1, 2, 0).reshape(-1)
+                torch.testing.assert_close(patches[b, gy * 3 + gx], expected)
+    with pytest.raises(ValueError, match="not a multiple of the patch size"):
+        patchify(images, 4)
+
+
+def _naive_pixel_mim(pred, images, mask, p):
+    total, count = 0.0, 0
+    grid_w = images.shape[3] // p
+    for b in range(images.shape[0]):
+        for i in range(mask.shape[1]):
+            if mask[b, i]:
+                gy, gx = divmod(i, grid_w)
+                truth = images[b, :, gy * p : (gy + 1) * p, gx * p : (gx + 1) * p].permute(1, 2, 0).reshape(-1)
+                total += ((pred[b, i] - truth) ** 2).sum().item()
+                count += truth.numel()
+    return total / count if count else 0.0
+
+
+def test_pixel_mim_matches_naive_reference_and_ignores_visible_patches():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(2, 3, 8, 8, generator=g, requires_grad=True)
+    pred = torch.randn(2, 4, 48, generator=g, requires_grad=True)
+    mask = torch.tensor([[1, 0, 0, 1], [0, 1, 1, 1]], dtype=torch.bool)
+    loss = mim_pixel_loss(pred, images, mask, 4)
+    assert loss.item() == pytest.approx(_naive_pixel_mim(pred, images, mask, 4), rel=1e-6)
+    loss.backward()
+    assert images.grad is None  # the target is detached
+    assert (pred.grad[~mask] == 0).all() and (pred.grad[mask] != 0).any()
+    empty = mim_pixel_loss(pred, images, torch.zeros(2, 4, dtype=torch.bool), 4)
+    assert empty.item() == 0.0 and empty.requires_grad
+    with pytest.raises(ValueError, match="mim_pixel_loss shapes"):
+        mim_pixel_loss(pred[:, :3], images, mask, 4)

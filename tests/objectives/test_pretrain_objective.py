@@ -194,3 +194,30 @@ def test_duplicate_pairs_share_an_id_for_itm():
     assert len({ids[0].item(), ids[1].item(), ids[2].item()}) == 3  # other text / other image
     atts[3, 2] = 1
     assert duplicate_pair_ids(group, text_ids, atts)[3] != duplicate_pair_ids(group, text_ids, atts)[0]
+
+
+@pytest.mark.parametrize("stream", ["image_text", "image_only"])
+def test_mim_target_follows_the_model_config(tiny_model, batches, stream):
+    """Pixel-target models regress the masked patches' pixels through mim_head; feature-target models
+    regress a detached unmasked pass (the paper)."""
+    from xfm_pipeline.objectives import mim_loss, mim_pixel_loss
+
+    batch = batches[stream]
+    images, mask = batch["images"], batch["image_patch_mask"]
+    only_mim = XFMPretrainObjective(ObjectiveWeights(**{**NONE, "mim": 1}))
+    assert tiny_model.config.mim_target == "pixels"
+    with torch.no_grad():
+        got = only_mim(tiny_model, batch)["loss_mim"]
+        pred = tiny_model.encode_image(images, mask)
+        expected = mim_pixel_loss(tiny_model.predict_pixels(pred), images, mask, tiny_model.config.vision.patch_size)
+    torch.testing.assert_close(got, expected)
+    tiny_model.config.mim_target = "features"
+    try:
+        with torch.no_grad():
+            got = only_mim(tiny_model, batch)["loss_mim"]
+            expected = mim_loss(pred, tiny_model.encode_image(images), mask)
+        torch.testing.assert_close(got, expected)
+        with pytest.raises(ValueError, match="predict_pixels needs mim_target 'pixels'"):
+            tiny_model.predict_pixels(pred)
+    finally:
+        tiny_model.config.mim_target = "pixels"

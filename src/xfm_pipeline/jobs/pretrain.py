@@ -51,7 +51,7 @@ class PretrainParams:
 
 
 # Parameters that did not come from a pretrained checkpoint get lr x lr_mult (xfm_spec 2.6).
-NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_head.", "fusion_encoder.lm_head."]
+NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_head.", "fusion_encoder.lm_head.", "mim_head."]
 
 
 def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:

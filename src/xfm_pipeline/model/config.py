@@ -6,6 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+VISION_STEMS = ("patch", "conv")
+# What MIM regresses (xfm_spec 2.2 and 8.4): "features" is the paper's online self-target; "pixels" adds a
+# linear ``mim_head`` predicting each masked patch's pixels (SimMIM), for a vision encoder trained from
+# scratch, where the self-target collapses to a constant (every image and patch the same feature).
+MIM_TARGETS = ("features", "pixels")
+
+
 @dataclass
 class VisionConfig:
     """BEiT-v2 style ViT (xfm_spec 1.2)."""
@@ -18,6 +25,13 @@ class VisionConfig:
     mlp_ratio: float = 4.0  # FFN hidden = mlp_ratio * width
     layer_scale_init: float = 0.1  # LayerScale gamma_1/gamma_2 initial value
     drop_path_rate: float = 0.1  # stochastic depth at the last block (linear over depth)
+    stem: str = "patch"  # patch: BEiT's linear patch embedding (official keys) | conv: a convolutional stem
+
+    def __post_init__(self):
+        if self.stem not in VISION_STEMS:
+            raise ValueError(f"vision.stem must be one of {VISION_STEMS}, got {self.stem!r}")
+        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+            raise ValueError(f"vision.stem 'conv' needs a power-of-two patch_size >= 2, got {self.patch_size}")
 
     @property
     def grid_size(self) -> int:
@@ -60,3 +74,8 @@ class XFMConfig:
     temp: float = 0.07  # initial ITC temperature (a divisor of the cosine similarities)
     temp_min: float = 0.001  # temperature clamp, lower bound
     temp_max: float = 0.5  # temperature clamp, upper bound
+    mim_target: str = "features"  # features: the encoder's own output, detached (paper) | pixels: mim_head
+
+    def __post_init__(self):
+        if self.mim_target not in MIM_TARGETS:
+            raise ValueError(f"mim_target must be one of {MIM_TARGETS}, got {self.mim_target!r}")

@@ -38,8 +38,12 @@ class XFM(nn.Module):
         self.temp = nn.Parameter(torch.tensor(float(config.temp)))
         self.itm_head = build_mlp(text_width, 2)
         self.bbox_head = build_mlp(text_width, 4)
-        for fresh in (self.fusion_encoder, self.vision_proj, self.text_proj, self.itm_head, self.bbox_head):
-            init_weights(fresh)
+        fresh = [self.fusion_encoder, self.vision_proj, self.text_proj, self.itm_head, self.bbox_head]
+        if config.mim_target == "pixels":
+            self.mim_head = nn.Linear(vision_width, 3 * config.vision.patch_size**2)  # token -> patch pixels
+            fresh.append(self.mim_head)
+        for module in fresh:
+            init_weights(module)
 
     # ------------------------------------------------------------------ encoders
     def encode_image(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,6 +94,12 @@ class XFM(nn.Module):
     def predict_bbox(self, fused: torch.Tensor) -> torch.Tensor:
         """(B, L, Dt) -> (B, 4) normalised (cx, cy, w, h) in [0, 1]."""
         return self.bbox_head(fused[:, 0]).sigmoid()
+
+    def predict_pixels(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """(B, 1+N, Dv) -> (B, N, 3*p*p) pixels of every patch (MIM with ``mim_target="pixels"``)."""
+        if self.config.mim_target != "pixels":
+            raise ValueError(f"predict_pixels needs mim_target 'pixels' (this model has {self.config.mim_target!r})")
+        return self.mim_head(image_embeds[:, 1:])
 
     def text_mlm_logits(self, text_hidden: torch.Tensor) -> torch.Tensor:
         """(..., Dt) text-encoder states -> (..., V) logits of the text MLM head."""

@@ -16,7 +16,8 @@ image_text    ITC, ITM (hard negatives), fusion MLM, MIM          images, text_i
 region_text   ITC (idx = image of each text), ITM, fusion MLM,    images (B_img), text_*, masked_*,
               BBP (L1 + GIoU, whole-image captions excluded)      idx_to_group_img, image_atts,
                                                                   target_bbox, is_image [, image_idx]
-image_only    MIM (target: a fresh unmasked pass, detached)       images, image_patch_mask
+image_only    MIM (target: a fresh unmasked pass, detached, or    images, image_patch_mask
+              the pixels when ``mim_target="pixels"``)
 text_only     text-encoder MLM                                    text_ids_masked, text_atts,
                                                                   masked_pos, masked_ids
 ============  ==================================================  =====================================
@@ -45,7 +46,7 @@ from xfm_pipeline.objectives.bbox import bbox_loss
 from xfm_pipeline.objectives.distributed import rank_and_world
 from xfm_pipeline.objectives.itc import itc_loss
 from xfm_pipeline.objectives.itm import itm_loss
-from xfm_pipeline.objectives.mim import mim_loss
+from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss
 from xfm_pipeline.objectives.mlm import fusion_mlm_loss, text_mlm_loss
 
 
@@ -198,8 +199,9 @@ class XFMPretrainObjective:
         images, text_atts = batch["images"], batch["text_atts"]
         idx, generator = batch.get("image_idx"), batch.get("generator")
         needs_grad = any(w.active(n) for n in ("itc", "itm", "mlm"))
-        with nullcontext() if needs_grad else torch.no_grad():  # MIM alone only needs the target
-            image_embeds = model.encode_image(images)  # (B, 1+N, Dv)
+        if needs_grad or (w.active("mim") and model.config.mim_target == "features"):
+            with nullcontext() if needs_grad else torch.no_grad():  # MIM alone only needs the target
+                image_embeds = model.encode_image(images)  # (B, 1+N, Dv)
         if w.active("itc") or w.active("itm"):
             text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
             out.update(
@@ -210,9 +212,8 @@ class XFMPretrainObjective:
                 model, image_embeds, None, *self._text_mlm_inputs(batch), self.detach_text_for_fusion
             )
         if w.active("mim"):
-            patch_mask = batch["image_patch_mask"]
-            pred = model.encode_image(images, patch_mask)  # (B, 1+N, Dv), second vision pass
-            out["loss_mim"] = mim_loss(pred, image_embeds, patch_mask)
+            target = image_embeds if model.config.mim_target == "features" else None
+            out["loss_mim"] = self._mim(model, images, batch["image_patch_mask"], target)
         return out
 
     def _region_text(self, model, batch) -> dict[str, torch.Tensor]:
@@ -249,11 +250,19 @@ class XFMPretrainObjective:
         return out
 
     def _image_only(self, model, batch) -> dict[str, torch.Tensor]:
-        images, patch_mask = batch["images"], batch["image_patch_mask"]
-        with torch.no_grad():
-            target = model.encode_image(images)  # (B, 1+N, Dv) fresh unmasked pass
-        pred = model.encode_image(images, patch_mask)
-        return {"loss_mim": mim_loss(pred, target, patch_mask)}
+        return {"loss_mim": self._mim(model, batch["images"], batch["image_patch_mask"], None)}
+
+    @staticmethod
+    def _mim(model, images, patch_mask, target_embeds) -> torch.Tensor:
+        """MIM on the masked pass: features target (``target_embeds``, else a fresh no-grad unmasked pass)
+        or, for ``mim_target="pixels"``, the masked patches' pixels."""
+        pred = model.encode_image(images, patch_mask)  # (B, 1+N, Dv) mask-token-corrupted pass
+        if model.config.mim_target == "pixels":
+            return mim_pixel_loss(model.predict_pixels(pred), images, patch_mask, model.config.vision.patch_size)
+        if target_embeds is None:
+            with torch.no_grad():
+                target_embeds = model.encode_image(images)  # (B, 1+N, Dv) fresh unmasked pass
+        return mim_loss(pred, target_embeds, patch_mask)
 
     def _text_only(self, model, batch) -> dict[str, torch.Tensor]:
         return {"loss_text_mlm": text_mlm_loss(model, *self._text_mlm_inputs(batch))}
