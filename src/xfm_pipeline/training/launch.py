@@ -4,7 +4,9 @@ A job is an importable function ``fn(config: dict) -> dict`` (a JSON-serialisabl
 process it is simply called. Otherwise the resolved config is written to ``run_dir/job.json`` and
 ``python -m torch.distributed.run ... -m xfm_pipeline.training.worker run_dir/job.json`` is started:
 every rank runs the same job under ``accelerate``; rank 0 writes ``result.json``, which is returned.
-Multi-node flags (nnodes, node rank, rendezvous endpoint) are passed through.
+Multi-node flags (nnodes, node rank, rendezvous endpoint) are passed through. On a node other than 0
+the result is rank 0's too, read once it appears, so ``run_dir`` must be on a filesystem the nodes
+share for every node's caller to get it; otherwise those nodes fail with a message saying so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
+RESULT_WAIT_S = 120.0  # how long a node other than 0 waits for rank 0's result.json after its workers end
 
 
 @dataclass
@@ -63,11 +67,14 @@ def torchrun_command(dist: DistributedConfig, job_file: Path) -> list[str]:
     return cmd
 
 
-def run_job(job: str, config: dict[str, Any], run_dir: str | Path, dist: DistributedConfig | None = None) -> dict[str, Any]:
+def run_job(
+    job: str, config: dict[str, Any], run_dir: str | Path, dist: DistributedConfig | None = None, result_wait_s: float = RESULT_WAIT_S
+) -> dict[str, Any]:
     """Run ``job(config)`` on ``dist.world_size`` processes and return rank 0's result.
 
     Raises:
-        RuntimeError: the torchrun launch failed (the message names the run directory with the logs).
+        RuntimeError: the torchrun launch failed (the message names the job file), or, on a node other
+            than 0, rank 0's result did not appear in ``run_dir`` within ``result_wait_s`` seconds.
     """
     dist = dist or DistributedConfig()
     if dist.world_size == 1:
@@ -85,7 +92,21 @@ def run_job(job: str, config: dict[str, Any], run_dir: str | Path, dist: Distrib
     if completed.returncode != 0:
         raise RuntimeError(f"torchrun exited with {completed.returncode}; job config in {job_file}")
     if dist.node_rank != 0:
-        return {"node_rank": dist.node_rank}
+        return _wait_for_rank0_result(result_file, dist.node_rank, result_wait_s)
     if not result_file.is_file():
         raise RuntimeError(f"torchrun finished but rank 0 wrote no {result_file}")
+    return json.loads(result_file.read_text())
+
+
+def _wait_for_rank0_result(result_file: Path, node_rank: int, wait_s: float) -> dict[str, Any]:
+    """Rank 0's result as seen from node ``node_rank`` (rank 0 may finish writing after this node's workers)."""
+    deadline = time.monotonic() + wait_s
+    while not result_file.is_file():
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"node {node_rank}: training finished on this node, but rank 0's result {result_file} did not "
+                f"appear within {wait_s:.0f} s; the outputs are on node 0. Put the run directory on a filesystem "
+                "all nodes share for the Kedro run of every node to complete."
+            )
+        time.sleep(min(1.0, wait_s))
     return json.loads(result_file.read_text())
