@@ -79,7 +79,6 @@ class VisionEncoder(Beit):
         pooled = patches.mean(dim=1, keepdim=True)  # (B, 1, D)
         return torch.cat((pooled, patches), dim=1)  # (B, 1+N, D)
 
-
     def _blank_masked_pixels(self, images: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         """Zero the pixels of masked patches: a conv stem's receptive field crosses patch borders, so
         they would otherwise leak into the visible neighbours' tokens."""
@@ -97,8 +96,8 @@ def conv_stem(patch_size: int, width: int) -> nn.Sequential:
     1x1 projection: "Early convolutions help transformers see better" (Xiao et al., 2021). A ViT trained
     from scratch learns far faster with it (the tiny preset: shape classification on the shapes world
     reaches 77.5% top-1 in 300 steps, against 41.2% with the linear patch projection;
-    ``benchmarks/vision_stem.py``). The normalisation
-    is per sample, so results do not depend on how a batch is split over processes.
+    ``benchmarks/vision_stem.py``). The normalisation is per sample, so results do not depend on how
+    a batch is split over processes.
     """
     layers: list[nn.Module] = []
     steps = patch_size.bit_length() - 1  # log2(p)
