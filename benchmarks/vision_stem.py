@@ -37,7 +37,7 @@ def _load(root: Path, split: str, size: int):
     return torch.stack(images), torch.tensor(labels), len(classes)
 
 
-def _train(stem: str, args, data) -> list[tuple[int, float]]:
+def _train(stem: str, args, data) -> tuple[list[tuple[int, float]], float]:
     """Top-1 on the held-out split after every third of ``args.steps``, and the mean seconds per step."""
     import torch
 

@@ -91,3 +91,10 @@ def test_conv_stem_needs_a_power_of_two_patch():
         VisionConfig(patch_size=6, stem="conv")
     with pytest.raises(ValueError, match="vision.stem must be one of"):
         VisionConfig(stem="convnext")
+
+
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_a_patch_mask_of_the_wrong_shape_is_rejected(stem):
+    encoder = VisionEncoder(VisionConfig(image_size=32, patch_size=8, width=48, depth=1, num_heads=3, drop_path_rate=0.0, stem=stem))
+    with pytest.raises(ValueError, match=r"patch_mask has shape \(2, 15\), expected \(2, 16\)"):
+        encoder(torch.randn(2, 3, 32, 32), torch.zeros(2, 15, dtype=torch.bool))

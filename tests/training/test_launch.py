@@ -25,10 +25,10 @@ def _fake_torchrun(monkeypatch, returncode=0, result=None, delay_s=0.0):
                 out.with_suffix(".tmp").write_text(json.dumps(result))
                 out.with_suffix(".tmp").replace(out)
 
-            timer = threading.Timer(delay_s, write)
-            timer.start()
-            if not delay_s:
-                timer.join()
+            if delay_s:
+                threading.Timer(delay_s, write).start()
+            else:
+                write()
         return subprocess.CompletedProcess(cmd, returncode)
 
     monkeypatch.setattr(launch.subprocess, "run", run)

@@ -1,8 +1,9 @@
 """Model size presets: a preset name plus overrides gives an :class:`XFMConfig`.
 
 * ``tiny``: 64 px images, a 4-block 192-wide ViT with a convolutional stem (it learns from scratch in
-  minutes) and pixel-target MIM (its own features would collapse), the packaged pretrained MiniLM-L6 text encoder
-  (384 wide), 2 fusion layers. A pretraining step takes well under a second on 2 CPU cores.
+  minutes) and pixel-target MIM (its own features would collapse), the packaged pretrained MiniLM-L6
+  text encoder (384 wide), 2 fusion layers. A pretraining step over the four demo streams takes about
+  2 s on 2 CPU cores.
 * ``small``: BEiT-S/16 at 224 px (384 wide, 12 blocks), MiniLM-L6, 6 fusion layers.
 * ``base``: the paper's model: BEiT-v2 B/16 at 224 px, RoBERTa-base (12 layers), 12 fusion layers;
   327.3M parameters. The text encoder is random unless ``text.pretrained`` names a local RoBERTa.

@@ -60,12 +60,15 @@ class VisionEncoder(Beit):
         Returns:
             (B, 1+N, D) tokens; index 0 is the mean of the ``fc_norm``-ed patch tokens.
         """
-        if patch_mask is not None and self.config.stem == "conv":
-            images = self._blank_masked_pixels(images, patch_mask)
+        if patch_mask is not None:
+            p = self.config.patch_size
+            grid = (images.shape[2] // p, images.shape[3] // p)
+            if patch_mask.shape != (images.shape[0], grid[0] * grid[1]):
+                raise ValueError(f"patch_mask has shape {tuple(patch_mask.shape)}, expected {(images.shape[0], grid[0] * grid[1])}")
+            if self.config.stem == "conv":
+                images = _blank_masked_pixels(images, patch_mask, grid, p)
         x = self.patch_embed(images)  # (B, N, D)
         if patch_mask is not None:
-            if patch_mask.shape != x.shape[:2]:
-                raise ValueError(f"patch_mask has shape {tuple(patch_mask.shape)}, expected {tuple(x.shape[:2])}")
             w = patch_mask.unsqueeze(-1).to(x.dtype)  # (B, N, 1)
             x = x * (1.0 - w) + self.mask_token.to(x.dtype) * w
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)  # (B, 1+N, D)
@@ -79,14 +82,12 @@ class VisionEncoder(Beit):
         pooled = patches.mean(dim=1, keepdim=True)  # (B, 1, D)
         return torch.cat((pooled, patches), dim=1)  # (B, 1+N, D)
 
-    def _blank_masked_pixels(self, images: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
-        """Zero the pixels of masked patches: a conv stem's receptive field crosses patch borders, so
-        they would otherwise leak into the visible neighbours' tokens."""
-        grid, p = self.config.grid_size, self.config.patch_size
-        if patch_mask.shape != (images.shape[0], grid * grid):
-            raise ValueError(f"patch_mask has shape {tuple(patch_mask.shape)}, expected {(images.shape[0], grid * grid)}")
-        keep = (~patch_mask).to(images.dtype).reshape(-1, 1, grid, grid)  # (B, 1, g, g)
-        return images * keep.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)  # (B, 3, H, W)
+
+def _blank_masked_pixels(images: torch.Tensor, patch_mask: torch.Tensor, grid: tuple[int, int], p: int) -> torch.Tensor:
+    """Zero the pixels of masked patches: a conv stem's receptive field crosses patch borders, so they
+    would otherwise leak into the visible neighbours' tokens. (B, 3, H, W), (B, gh*gw) -> (B, 3, H, W)."""
+    keep = (~patch_mask).to(images.dtype).reshape(-1, 1, *grid)  # (B, 1, gh, gw)
+    return images * keep.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
 
 
 def conv_stem(patch_size: int, width: int) -> nn.Sequential:
