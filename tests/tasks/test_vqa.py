@@ -75,6 +75,19 @@ def test_decoder_initialised_from_fusion_and_text_encoders(tiny_init):
     assert decoder.embeddings.word_embeddings.weight.data_ptr() != text_emb.word_embeddings.weight.data_ptr()
 
 
+def test_fresh_decoder_weights_get_the_new_parameter_lr(tiny_init):
+    from xfm_pipeline.training.optim import param_groups
+
+    model = TASK.build_model(load_backbone(tiny_init), params(), {})
+    new = TASK.new_parameters(model)
+    assert sorted(new) == sorted(f"decoder.{k}" for k in model.decoder.fresh_keys)
+    assert {n.rsplit(".", 1)[-1] for n in new} == {"weight", "bias"} and all(".crossattention.self.key." in n or ".crossattention.self.value." in n for n in new)
+    lr_of = {id(p): g["lr"] for g in param_groups(model, 1e-4, 0.01, new, lr_mult=2.0) for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["decoder.layer.0.crossattention.self.key.weight"])] == pytest.approx(2e-4)
+    assert lr_of[id(named["decoder.layer.0.crossattention.self.query.weight"])] == pytest.approx(1e-4)  # copied from the fusion
+
+
 def test_loss_backward_and_learning(data, tokenizer, tiny_init):
     model = TASK.build_model(load_backbone(tiny_init), params(), data)
     batch = train_batch(data, tokenizer)

@@ -70,7 +70,7 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
         loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate("train", train=True), num_workers=params.num_workers)
         loop = LoopConfig(
             max_steps=params.max_steps, lr=params.lr, weight_decay=params.weight_decay, betas=[0.9, 0.999], eps=1e-8,
-            warmup=params.warmup, lr_mult=params.lr_mult, new_param_prefixes=list(task.new_param_prefixes), lr_scales=dict(params.lr_scales),
+            warmup=params.warmup, lr_mult=params.lr_mult, new_param_prefixes=task.new_parameters(model), lr_scales=dict(params.lr_scales),
             grad_clip=params.grad_clip, seed=params.seed, log_every=max(1, params.max_steps // 20), progress=True,
             eval_every=params.eval_every, select_metric=task.selection_metric, keep_last=1,
         )  # fmt: skip

@@ -80,6 +80,10 @@ class Task(ABC):
     def evaluate(self, predictions: list[dict[str, Any]], split: str, data: dict[str, Any]) -> dict[str, float]:
         """The task's official metrics of ``predictions`` against ``split``'s references."""
 
+    def new_parameters(self, model: TaskModel) -> list[str]:
+        """Name prefixes of ``model``'s freshly initialised parameters (trained at ``lr_mult`` x the lr)."""
+        return list(self.new_param_prefixes)
+
 
 # ---------------------------------------------------------------------------------------- checkpoints
 TASK_FORMAT = "xfm_pipeline/task-checkpoint"

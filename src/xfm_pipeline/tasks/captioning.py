@@ -114,6 +114,11 @@ class CaptioningTask(Task):
     selection_metric = "cider"
     new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders
 
+    def new_parameters(self, model: CaptioningModel) -> list[str]:
+        """The decoder's weights that could not be copied from the fusion encoder (cross-attention key/value
+        when the context width differs from the image width)."""
+        return [f"decoder.{key}" for key in model.decoder.fresh_keys]
+
     def options(self, params: TaskParams) -> CaptioningOptions:
         opts = common.parse_options(CaptioningOptions, params, self.name)
         if opts.beam_size < 1 or opts.max_len < 1 or not 0 <= opts.min_len <= opts.max_len or not 0.0 <= opts.label_smoothing < 1.0:
