@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from xfm_pipeline.jobs.pretrain import run_pretraining
 from xfm_pipeline.training.launch import DistributedConfig, run_job
 
 
-def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "region_text", "image_only", "text_only"), objectives=None, lr=3e-4, eps=1e-8):
+def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "region_text", "image_only", "text_only"), objectives=None, lr=3e-4, eps=1e-8, sharding="ddp"):
     stream_params = {
         "image_text": {"batch_size": 4, "max_tokens": 16, "max_masks": 4},
         "region_text": {"batch_size": 2, "texts_per_image": 2, "max_tokens": 16, "max_masks": 4},
@@ -28,7 +29,7 @@ def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "reg
     return {
         **{name: stream_params[name] for name in streams},
         "objectives": objectives or {},
-        "loop": {"max_steps": steps, "lr": lr, "eps": eps, "warmup": 1, "checkpoint_every": checkpoint_every, "log_every": 1, "progress": False, "seed": 7},
+        "loop": {"max_steps": steps, "lr": lr, "eps": eps, "warmup": 1, "checkpoint_every": checkpoint_every, "log_every": 1, "progress": False, "seed": 7, "sharding": sharding},
         "output_dir": str(output_dir),
     }
 
@@ -50,7 +51,8 @@ def test_every_stream_and_objective_runs(pretrain_world, init_dir, tmp_path):
     assert Path(result["final_checkpoint"], "config.json").is_file()
 
 
-def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_path):
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_path, sharding):
     # ITM draws hard negatives from the LOCAL batch (as the paper does), so a 2-process run legitimately
     # differs there; the other objectives see the same global batch and must give the same update.
     # Adam divides by sqrt(v) + eps, so float-level differences (the order of the cross-rank gradient sum)
@@ -60,10 +62,10 @@ def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_p
     one = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "one", streams=streams, objectives=objectives, lr=1e-4, eps=1e-6)))
     two = run_job(
         "xfm_pipeline.jobs.pretrain:run_pretraining",
-        _config(pretrain_world, init_dir, _params(tmp_path / "two", streams=streams, objectives=objectives, lr=1e-4, eps=1e-6)),
+        _config(pretrain_world, init_dir, _params(tmp_path / "two", streams=streams, objectives=objectives, lr=1e-4, eps=1e-6, sharding=sharding)),
         tmp_path / "two_job",
         DistributedConfig(nproc_per_node=2, rdzv_endpoint="127.0.0.1:29533"),
-    )
+    )  # fsdp: each rank holds half of every block's weights and optimizer state; the checkpoint is whole
     a, b = _weights(one["final_checkpoint"]), _weights(two["final_checkpoint"])
     assert a.keys() == b.keys()
     init = _weights(init_dir)
@@ -97,3 +99,30 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
     for key in a:
         atol = 1e-5 if key.endswith("key.bias") else 1e-6
         torch.testing.assert_close(b[key], a[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def test_fsdp_run_resumes_from_its_gathered_checkpoint(pretrain_world, init_dir, tmp_path):
+    streams, objectives = ("image_text", "text_only"), {"itm": 0.0}
+    dist = DistributedConfig(nproc_per_node=2, rdzv_endpoint="127.0.0.1:29534")
+    params = _params(tmp_path / "fsdp", steps=4, checkpoint_every=2, streams=streams, objectives=objectives, sharding="fsdp")
+    full = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", _config(pretrain_world, init_dir, params), tmp_path / "job", dist)
+    final = Path(full["final_checkpoint"])
+    state = torch.load(final.parent / "checkpoint-0000002" / "training_state.pt", weights_only=True)
+    assert state["step"] == 2 and state["optimizer"]["state"]  # the gathered (unsharded) AdamW moments
+    first = _weights(final)
+    shutil.rmtree(final)  # as if the run had been killed after step 2
+    resumed = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", _config(pretrain_world, init_dir, params), tmp_path / "job", dist)
+    assert resumed["resumed_from"].endswith("checkpoint-0000002")
+    again = _weights(resumed["final_checkpoint"])
+    for key in first:
+        atol = 1e-5 if key.endswith("key.bias") else 1e-6  # see test_killed_run_restarts_to_the_same_parameters
+        torch.testing.assert_close(again[key], first[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def test_fsdp_refuses_a_validation_callback(tmp_path):
+    from xfm_pipeline.training.loop import LoopConfig, train
+
+    with pytest.raises(ValueError, match="fsdp"):
+        train(torch.nn.Linear(2, 2), lambda m, b: {"loss": m(b).sum()}, {}, LoopConfig(sharding="fsdp"), tmp_path, evaluate=lambda m, s: {})
+    with pytest.raises(ValueError, match="sharding"):
+        train(torch.nn.Linear(2, 2), lambda m, b: {"loss": m(b).sum()}, {}, LoopConfig(sharding="zero3"), tmp_path)

@@ -1,9 +1,11 @@
-"""MIM: feature regression (masked patches plus the pooled token, target detached) and pixel regression."""
+"""MIM: feature regression (masked patches plus the pooled token, target detached), pixel regression, and the
+patch-similarity collapse diagnostic."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from xfm_pipeline.objectives import mim_loss, mim_pixel_loss, patchify
+from xfm_pipeline.objectives import mim_loss, mim_pixel_loss, patch_similarity, patchify
 
 
 def _naive_mim(pred, target, mask):
@@ -95,3 +97,17 @@ def test_pixel_mim_matches_naive_reference_and_ignores_visible_patches():
     assert empty.item() == 0.0 and empty.requires_grad
     with pytest.raises(ValueError, match="mim_pixel_loss shapes"):
         mim_pixel_loss(pred[:, :3], images, mask, 4)
+
+
+def test_patch_similarity_matches_a_pairwise_loop_and_its_extremes():
+    torch.manual_seed(3)
+    tokens = torch.randn(2, 1 + 5, 8)
+    naive = torch.stack([
+        torch.stack([F.cosine_similarity(tokens[b, 1 + i], tokens[b, 1 + j], dim=0) for i in range(5) for j in range(5)]).mean()
+        for b in range(2)
+    ]).mean()
+    torch.testing.assert_close(patch_similarity(tokens), naive)
+    collapsed = torch.randn(1, 1, 8).expand(3, 1 + 5, 8)  # every patch the same vector
+    assert patch_similarity(collapsed).item() == pytest.approx(1.0)
+    orthogonal = torch.cat([torch.zeros(1, 1, 5), torch.eye(5)[None]], 1)  # token 0 ignored
+    assert patch_similarity(orthogonal).item() == pytest.approx(1 / 5)

@@ -65,7 +65,7 @@ def batches():
 
 
 EXPECTED_KEYS = {
-    "image_text": {"loss_itc", "loss_itm", "loss_mlm", "loss_mim"},
+    "image_text": {"loss_itc", "loss_itm", "loss_mlm", "loss_mim", "patch_similarity"},  # + the collapse diagnostic
     "region_text": {"loss_itc", "loss_itm", "loss_mlm", "loss_bbox", "loss_giou"},
     "image_only": {"loss_mim"},
     "text_only": {"loss_text_mlm"},
@@ -79,7 +79,7 @@ def test_each_stream_gives_finite_paper_named_losses_and_their_weighted_sum(tiny
     out = XFMPretrainObjective(weights)(tiny_model, batch)
     assert set(out) == EXPECTED_KEYS[stream] | {"loss"}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in out.values())
-    expected = sum(getattr(weights, k.removeprefix("loss_")) * v for k, v in out.items() if k != "loss")
+    expected = sum(getattr(weights, k.removeprefix("loss_")) * v for k, v in out.items() if k.startswith("loss_"))
     torch.testing.assert_close(out["loss"], expected)
 
 

@@ -58,8 +58,8 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     model = task.build_model(backbone, params, data)
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
 
-    def metadata(directory: Path) -> None:
-        write_task_checkpoint(accelerator.unwrap_model(model), directory, params, tokenizer)
+    def metadata(directory: Path, trained) -> None:
+        write_task_checkpoint(trained, directory, params, tokenizer)
 
     history, selected = [], None
     validated: dict[int, Any] = {}  # step -> val predictions of each validation run in this process

@@ -79,8 +79,8 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
         if name in objective.active_streams
     }
 
-    def metadata(directory: Path) -> None:
-        write_pretrained(accelerator.unwrap_model(model), directory, tokenizer=tokenizer, extra={"stage": "pretrain"})
+    def metadata(directory: Path, trained) -> None:
+        write_pretrained(trained, directory, tokenizer=tokenizer, extra={"stage": "pretrain"})
 
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
     inputs = [Path(config["init_dir"]) / "model.safetensors", *(Path(config["records_dir"]) / f"{n}.jsonl" for n in streams)]

@@ -45,6 +45,10 @@ class XFM(nn.Module):
         for module in fresh:
             init_weights(module)
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """The transformer blocks that FSDP shards one by one (vision, text and fusion layers)."""
+        return [*self.vision_encoder.blocks, *self.text_encoder.base_model.encoder.layer, *self.fusion_encoder.layer]
+
     # ------------------------------------------------------------------ encoders
     def encode_image(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, H, W) [+ (B, N) bool MIM mask] -> (B, 1+N, Dv)."""

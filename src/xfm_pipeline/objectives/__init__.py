@@ -8,7 +8,7 @@ from xfm_pipeline.objectives.bbox import bbox_loss, box_cxcywh_to_xyxy, generali
 from xfm_pipeline.objectives.distributed import gather_features, rank_and_world
 from xfm_pipeline.objectives.itc import itc_loss, itc_targets
 from xfm_pipeline.objectives.itm import NO_NEGATIVE, ITMOutput, itm_loss, sample_hard_negatives
-from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss, patchify
+from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss, patch_similarity, patchify
 from xfm_pipeline.objectives.mlm import fusion_mlm_loss, gather_positions, mlm_loss, text_mlm_loss
 from xfm_pipeline.objectives.pretrain import STREAM_OBJECTIVES, ObjectiveWeights, XFMPretrainObjective
 
@@ -29,6 +29,7 @@ __all__ = [
     "itm_loss",
     "mim_loss",
     "mim_pixel_loss",
+    "patch_similarity",
     "patchify",
     "mlm_loss",
     "rank_and_world",

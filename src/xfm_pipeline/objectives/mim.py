@@ -66,3 +66,19 @@ def mim_pixel_loss(pred: torch.Tensor, images: torch.Tensor, patch_mask: torch.T
     weights = patch_mask.to(torch.float32).unsqueeze(-1)  # (B, N, 1)
     squared = (pred.float() - target).pow(2) * weights
     return squared.sum() / (weights.sum() * pred.shape[-1]).clamp(min=1)
+
+
+def patch_similarity(image_embeds: torch.Tensor) -> torch.Tensor:
+    """Collapse diagnostic (logged, never a loss): mean cosine similarity of the patch tokens of one image.
+
+    Args:
+        image_embeds: (B, 1+N, D) vision-encoder output; token 0 (pooled) is left out.
+
+    Returns:
+        Scalar mean over the batch of ``mean_{i,j} cos(p_i, p_j)`` over all N x N pairs (i = j included,
+        so orthogonal tokens give 1/N). It approaches 1 when every patch carries the same vector, as a
+        from-scratch encoder does under the feature self-target or a too-high learning rate.
+    """
+    patches = F.normalize(image_embeds[:, 1:].detach().float(), dim=-1)  # (B, N, D)
+    n = patches.shape[1]
+    return (patches.sum(1).pow(2).sum(-1) / n**2).mean()  # |sum_i p_i|^2 = sum_ij cos(p_i, p_j)

@@ -46,7 +46,7 @@ from xfm_pipeline.objectives.bbox import bbox_loss
 from xfm_pipeline.objectives.distributed import rank_and_world
 from xfm_pipeline.objectives.itc import itc_loss
 from xfm_pipeline.objectives.itm import itm_loss
-from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss
+from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss, patch_similarity
 from xfm_pipeline.objectives.mlm import fusion_mlm_loss, text_mlm_loss
 
 
@@ -146,7 +146,8 @@ class XFMPretrainObjective:
         return tuple(s for s, names in STREAM_OBJECTIVES.items() if any(self.weights.active(n) for n in names))
 
     def __call__(self, model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Losses of the batch's stream: active ``loss_<name>`` (unweighted) and ``loss`` (weighted sum).
+        """Losses of the batch's stream: active ``loss_<name>`` (unweighted), ``loss`` (weighted sum) and, for
+        image-text batches, the diagnostic ``patch_similarity`` (:func:`~xfm_pipeline.objectives.mim.patch_similarity`).
 
         Raises:
             ValueError: unknown stream, or a stream whose objectives all have weight 0.
@@ -164,7 +165,7 @@ class XFMPretrainObjective:
         if missing:
             raise KeyError(f"{stream} batch lacks {', '.join(missing)}")
         losses = self._streams[stream](model, batch)
-        losses["loss"] = sum(getattr(self.weights, key[len("loss_"):]) * value for key, value in losses.items())
+        losses["loss"] = sum(getattr(self.weights, key[len("loss_"):]) * value for key, value in losses.items() if key.startswith("loss_"))
         return losses
 
     # ------------------------------------------------------------------ shared pieces
@@ -202,6 +203,7 @@ class XFMPretrainObjective:
         if needs_grad or (w.active("mim") and model.config.mim_target == "features"):
             with nullcontext() if needs_grad else torch.no_grad():  # MIM alone only needs the target
                 image_embeds = model.encode_image(images)  # (B, 1+N, Dv)
+            out["patch_similarity"] = patch_similarity(image_embeds)  # 1 = collapsed patch tokens
         if w.active("itc") or w.active("itm"):
             text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
             out.update(

@@ -35,14 +35,15 @@ def save_training_checkpoint(
     directory: Path,
     model: torch.nn.Module,
     state: dict[str, Any],
-    write_metadata: Callable[[Path], None] | None = None,
+    write_metadata: Callable[[Path, torch.nn.Module], None] | None = None,
 ) -> Path:
-    """Atomically write ``model`` weights, ``state`` (optimizer, scheduler, step, positions) and metadata."""
+    """Atomically write ``model`` weights, ``state`` (optimizer, scheduler, step, positions) and metadata
+    (``write_metadata(directory, model)``)."""
     from safetensors.torch import save_model
 
     def write(tmp: Path) -> None:
         if write_metadata is not None:
-            write_metadata(tmp)
+            write_metadata(tmp, model)
         save_model(model, str(tmp / WEIGHTS))
         torch.save(state, tmp / STATE)
 

@@ -7,6 +7,7 @@ accumulation steps), calls ``objective(model, batch) -> {"loss": ..., other loss
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -20,10 +21,13 @@ import torch
 from torch import nn
 
 from xfm_pipeline.training import checkpointing as ckpt
+from xfm_pipeline.training import sharding
 from xfm_pipeline.training.optim import create_optimizer, freeze_zero_scaled, linear_warmup_decay, param_groups, warmup_steps_of
 from xfm_pipeline.training.sampling import StreamIterator, StreamSampler, sample_seed
 
 log = logging.getLogger(__name__)
+
+SHARDING = ("ddp", "fsdp")
 
 
 @dataclass
@@ -42,6 +46,7 @@ class LoopConfig:
     grad_clip: float = 1.0  # global gradient-norm clip (0 = off)
     grad_accum_steps: int = 1  # micro-steps per optimizer step
     mixed_precision: str = "no"  # "no" (fp32, right for CPUs) or "bf16" (GPUs)
+    sharding: str = "ddp"  # ddp: weights replicated per rank | fsdp: weights, grads, optimizer state sharded (FSDP2)
     seed: int = 0  # base seed; dropout seeds differ per rank and step
     checkpoint_every: int = 0  # save every N steps (0 = only at the end)
     keep_last: int = 2  # checkpoints kept on disk
@@ -116,7 +121,7 @@ def train(
     config: LoopConfig,
     output_dir: str | Path,
     accelerator=None,
-    write_metadata: Callable[[Path], None] | None = None,
+    write_metadata: Callable[[Path, nn.Module], None] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     evaluate: Callable[[nn.Module, int], dict[str, float]] | None = None,
 ) -> TrainResult:
@@ -129,11 +134,16 @@ def train(
         config: optimisation settings.
         output_dir: where ``checkpoint-*`` directories and ``history.json`` go.
         accelerator: an ``accelerate.Accelerator`` (one is made if ``None``).
-        write_metadata: called with each checkpoint's temporary directory to add config/tokenizer files.
+        write_metadata: called with each checkpoint's temporary directory and the unsharded model to write
+            its config/tokenizer files.
         on_log: called on rank 0 with (step, metrics) every ``log_every`` steps and at the end.
         evaluate: validation callback ``evaluate(model, step) -> metrics`` run on rank 0 every ``eval_every`` steps
             and at the end; with ``select_metric`` the best-scoring weights are kept in ``output_dir/best``
             (model selection on validation, never on test).
+
+    Raises:
+        ValueError: unknown ``config.sharding``, or ``fsdp`` with an ``evaluate`` callback (validation runs
+            on rank 0 alone, which sharded weights cannot).
     """
     from tqdm.auto import tqdm
 
@@ -142,25 +152,44 @@ def train(
     is_main = accelerator.is_main_process
     rank = accelerator.process_index
 
+    if config.sharding not in SHARDING:
+        raise ValueError(f"sharding must be one of {SHARDING}, got {config.sharding!r}")
+    fsdp = config.sharding == "fsdp"
+    if fsdp and evaluate is not None:
+        raise ValueError("sharding 'fsdp' cannot run a validation callback (it runs on rank 0 alone); use 'ddp'")
     frozen = freeze_zero_scaled(model, config.lr_scales)
     if frozen and is_main:
         log.info("lr_scales freeze %d parameter tensors (%s ...)", len(frozen), frozen[0])
-    groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult, config.lr_scales)
-    optimizer = create_optimizer(groups, config.betas, config.eps)
-    scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)
 
-    start_step, resumed_from, history, best = 0, None, [], None
+    start_step, resumed_from, history, best, state = 0, None, [], None, None
     latest = ckpt.latest_valid_checkpoint(output_dir)
     if latest is not None:
-        state = ckpt.load_training_state(latest, model)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = ckpt.load_training_state(latest, model)  # full weights, before any sharding
         start_step, resumed_from, best = int(state["step"]), str(latest), state.get("best")
         history = [h for h in state.get("history", []) if h["step"] <= start_step]
         for name, stream in streams.items():
             stream.sampler.start_batch = int(state["data_positions"][name])
         log.info("resumed from %s at step %d", latest, start_step)
-    wrapper, optimizer = accelerator.prepare(_ObjectiveModule(model, objective), optimizer)
+    wrapper = _ObjectiveModule(model, objective)
+    export = None  # fsdp: rank 0's unsharded CPU copy that checkpoints are written from
+    if fsdp:
+        model.to(accelerator.device)
+        export = copy.deepcopy(model).cpu() if is_main else None
+        sharding.shard_model(wrapper, model, accelerator.device.type, accelerator.num_processes)
+    groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult, config.lr_scales)
+    optimizer = create_optimizer(groups, config.betas, config.eps)
+    scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)
+    if state is not None:
+        if fsdp:
+            sharding.load_full_optimizer_state(model, optimizer, state["optimizer"])
+        else:
+            optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    torch_optimizer = optimizer
+    if fsdp:  # FSDP reduce-scatters the gradients itself; accelerate must not wrap the model in DDP too
+        optimizer = accelerator.prepare(optimizer)
+    else:
+        wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     iterators = {name: StreamIterator(s.loader, s.sampler) for name, s in streams.items()}
     order = list(streams)
     samples_per_step = sum(s.samples_per_batch for s in streams.values()) * config.grad_accum_steps
@@ -175,7 +204,8 @@ def train(
             for i, name in enumerate(order):
                 batch = _to_device(next(iterators[name]), accelerator.device)
                 last = micro == config.grad_accum_steps - 1 and i == len(order) - 1
-                with nullcontext() if last else accelerator.no_sync(wrapper), accelerator.autocast():
+                # fsdp reduce-scatters after every backward: a block a later stream skips is synced too
+                with nullcontext() if last or fsdp else accelerator.no_sync(wrapper), accelerator.autocast():
                     losses = wrapper(batch)
                 loss = losses["loss"] * (streams[name].weight / config.grad_accum_steps)
                 accelerator.backward(loss)
@@ -183,6 +213,8 @@ def train(
                     window.setdefault(f"{name}/{key}", []).append(float(value.detach()))
         if config.grad_clip > 0:
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if hasattr(grad_norm, "full_tensor"):  # fsdp: a DTensor over the shards
+                grad_norm = grad_norm.full_tensor()
             window.setdefault("grad_norm", []).append(float(grad_norm))
         optimizer.step()
         scheduler.step()
@@ -205,7 +237,7 @@ def train(
         if evaluate is not None and ((config.eval_every and done % config.eval_every == 0) or done == config.max_steps):
             best = _validate(accelerator, model, evaluate, done, history, best, output_dir, config, write_metadata, on_log)
         if (config.checkpoint_every and done % config.checkpoint_every == 0) or done == config.max_steps:
-            final_dir = _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, done, output_dir, config, write_metadata, best)
+            final_dir = _checkpoint(accelerator, model, torch_optimizer, scheduler, iterators, history, done, output_dir, config, write_metadata, best, export)
     bar.close()
     if final_dir is None and start_step >= config.max_steps and latest is not None:
         final_dir = latest
@@ -249,26 +281,35 @@ def _validate(accelerator, model, evaluate, step, history, best, output_dir, con
         better = best is None or key is None or (metrics[key] > best["score"] if config.select_mode == "max" else metrics[key] < best["score"])
         if better:
             best = {"step": step, "score": metrics[key] if key else float(step), "metrics": metrics}
-            ckpt.save_training_checkpoint(output_dir / BEST, accelerator.unwrap_model(model), {"step": step, "best": best}, write_metadata)
+            ckpt.save_training_checkpoint(output_dir / BEST, model, {"step": step, "best": best}, write_metadata)
             log.info("step %d: new best %s", step, {k: round(v, 4) for k, v in metrics.items()})
     accelerator.wait_for_everyone()
     return best
 
 
-def _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, step, output_dir, config, write_metadata, best=None) -> Path:
+def _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, step, output_dir, config, write_metadata, best=None, export=None) -> Path:
+    """Write ``checkpoint-<step>``; with fsdp (``export`` set on rank 0) the full state is gathered first."""
     directory = ckpt.checkpoint_dir(output_dir, step)
     accelerator.wait_for_everyone()
+    if config.sharding == "fsdp":
+        weights = sharding.full_model_state(model)  # collective
+        optimizer_state = sharding.full_optimizer_state(model, optimizer)
+        if export is not None:
+            sharding.load_full_model_state(export, weights)
+        model = export
+    else:
+        optimizer_state = optimizer.state_dict() if accelerator.is_main_process else None
     if accelerator.is_main_process:
         state = {
             "step": step,
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scheduler": scheduler.state_dict(),
             "data_positions": {name: it.consumed for name, it in iterators.items()},
             "seed": config.seed,
             "history": history,
             "best": best,
         }
-        ckpt.save_training_checkpoint(directory, accelerator.unwrap_model(model), state, write_metadata)
+        ckpt.save_training_checkpoint(directory, model, state, write_metadata)
         ckpt.prune_checkpoints(output_dir, config.keep_last)
     accelerator.wait_for_everyone()
     return directory
