@@ -103,5 +103,5 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     if selected is None:  # evaluation-only run: save the evaluated model for the catalog
         from xfm_pipeline.model.checkpoint import atomic_directory_write
 
-        selected = str(atomic_directory_write(output_dir / "evaluated", metadata))
+        selected = str(atomic_directory_write(output_dir / "evaluated", lambda directory: metadata(directory, model)))
     return {"metrics": metrics, "predictions": predictions, "history": history, "checkpoint": selected}
