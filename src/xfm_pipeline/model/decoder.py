@@ -83,7 +83,7 @@ class CausalDecoder(nn.Module):
         mismatched = {k.rsplit(".", 1)[0] for k, v in fusion_state.items() if k in own and own[k].shape != v.shape}
         copy = {k: v for k, v in fusion_state.items() if k in own and k.rsplit(".", 1)[0] not in mismatched}
         decoder.load_state_dict(copy, strict=False)
-        decoder.fresh_keys = sorted(k for k in own if k not in copy and not k.startswith("embeddings."))
+        decoder.fresh_keys = sorted(k for k in own if k not in copy and not k.startswith("embeddings."))  # Task.new_parameters
         return decoder
 
     @staticmethod

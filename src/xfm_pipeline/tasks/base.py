@@ -81,8 +81,11 @@ class Task(ABC):
         """The task's official metrics of ``predictions`` against ``split``'s references."""
 
     def new_parameters(self, model: TaskModel) -> list[str]:
-        """Name prefixes of ``model``'s freshly initialised parameters (trained at ``lr_mult`` x the lr)."""
-        return list(self.new_param_prefixes)
+        """Name prefixes of ``model``'s freshly initialised parameters (trained at ``lr_mult`` x the lr): the
+        task's ``new_param_prefixes`` plus the ``fresh_keys`` a submodule declares (a decoder's weights that
+        could not be copied from the fusion encoder)."""
+        fresh = [f"{name}.{key}" for name, module in model.named_modules() for key in getattr(module, "fresh_keys", ())]
+        return [*self.new_param_prefixes, *fresh]
 
 
 # ---------------------------------------------------------------------------------------- checkpoints

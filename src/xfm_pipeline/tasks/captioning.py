@@ -112,12 +112,7 @@ class CaptioningTask(Task):
     name = "captioning"
     splits = ("train", "val", "test")
     selection_metric = "cider"
-    new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders
-
-    def new_parameters(self, model: CaptioningModel) -> list[str]:
-        """The decoder's weights that could not be copied from the fusion encoder (cross-attention key/value
-        when the context width differs from the image width)."""
-        return [f"decoder.{key}" for key in model.decoder.fresh_keys]
+    new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders (its fresh_keys: lr_mult)
 
     def options(self, params: TaskParams) -> CaptioningOptions:
         opts = common.parse_options(CaptioningOptions, params, self.name)

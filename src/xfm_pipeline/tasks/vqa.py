@@ -118,12 +118,7 @@ class VQATask(Task):
     name = "vqa"
     splits = ("train", "val", "test")
     selection_metric = "vqa_acc"
-    new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders
-
-    def new_parameters(self, model: VQAModel) -> list[str]:
-        """The decoder's weights that could not be copied from the fusion encoder (cross-attention key/value
-        when the context width differs from the image width)."""
-        return [f"decoder.{key}" for key in model.decoder.fresh_keys]
+    new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders (its fresh_keys: lr_mult)
 
     def options(self, params: TaskParams) -> VQAOptions:
         opts = common.parse_options(VQAOptions, params, self.name)
