@@ -67,6 +67,24 @@ def test_default_image_mask_attends_everywhere(fusion):
     torch.testing.assert_close(fusion(text, atts, image), fusion(text, atts, image, torch.ones(2, 3)))
 
 
+def test_image_index_equals_gathered_images_in_values_and_gradients(fusion):
+    torch.manual_seed(3)
+    text = torch.randn(5, 4, 32, requires_grad=True)
+    text_atts = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
+    images = torch.randn(3, 6, 24, requires_grad=True)
+    image_atts = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0]])
+    index = torch.tensor([2, 0, 0, 1, 2])  # images repeated and reordered, image 1 once
+    indexed = fusion(text, text_atts, images, image_atts, image_index=index)
+    (grad_text_indexed, grad_images_indexed) = torch.autograd.grad(indexed.square().sum(), (text, images))
+    gathered = fusion(text, text_atts, images[index], image_atts[index])
+    (grad_text_gathered, grad_images_gathered) = torch.autograd.grad(gathered.square().sum(), (text, images))
+    torch.testing.assert_close(indexed, gathered)
+    torch.testing.assert_close(grad_text_indexed, grad_text_gathered)
+    torch.testing.assert_close(grad_images_indexed, grad_images_gathered)
+    without_atts = fusion(text, text_atts, images, image_index=index)
+    torch.testing.assert_close(without_atts, fusion(text, text_atts, images[index]))
+
+
 def test_mlm_head_uses_the_given_tied_table(fusion):
     table = torch.randn(50, 32)
     logits = fusion.lm_head(torch.randn(3, 32), table)

@@ -91,8 +91,11 @@ class _FakeFusionModel(nn.Module):
         self.head = nn.Linear(dim, 2)
         self.fuse_calls = 0
 
-    def fuse(self, text_embeds, text_atts, image_embeds, image_atts=None):
+    def fuse(self, text_embeds, text_atts, image_embeds, image_atts=None, image_index=None):
         self.fuse_calls += 1
+        if image_index is not None:
+            image_embeds = image_embeds[image_index]
+            image_atts = None if image_atts is None else image_atts[image_index]
         w = torch.ones(image_embeds.shape[:2]) if image_atts is None else image_atts.float()
         image = (image_embeds * w[..., None]).sum(1) / w.sum(1, keepdim=True)  # (B, D)
         text = (text_embeds * text_atts[..., None]).sum(1) / text_atts.sum(1, keepdim=True)

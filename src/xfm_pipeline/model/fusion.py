@@ -54,11 +54,20 @@ class Attention(nn.Module):
         b, n, d = x.shape
         return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)  # (B, H, n, d/H)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, D); context: (B, M, Dc); context_mask: (B, 1, 1, M) bool, True = attend."""
-        q = self._heads(self.self.query(x))
-        k = self._heads(self.self.key(context))
-        v = self._heads(self.self.value(context))
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        context_mask: torch.Tensor | None,
+        context_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: (B, L, D); context: (B, M, Dc), or (U, M, Dc) with ``context_index`` (B,) choosing each row's
+        context (keys and values are projected once per distinct context); context_mask: (B, 1, 1, M)
+        bool, True = attend, or None = attend everywhere."""
+        k, v = self.self.key(context), self.self.value(context)  # (B|U, M, D)
+        if context_index is not None:
+            k, v = k.index_select(0, context_index), v.index_select(0, context_index)  # (B, M, D)
+        q, k, v = self._heads(self.self.query(x)), self._heads(k), self._heads(v)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=context_mask, dropout_p=self.attn_dropout if self.training else 0.0
         )  # (B, H, L, D/H)
@@ -86,9 +95,9 @@ class FusionLayer(nn.Module):
         self.intermediate = _Intermediate(width, c.intermediate_size)
         self.output = _AddNorm(c.intermediate_size, width, c.dropout, c.layer_norm_eps)
 
-    def forward(self, x, text_mask, image_embeds, image_mask):
+    def forward(self, x, text_mask, image_embeds, image_mask, image_index=None):
         x = self.attention(x, x, text_mask)  # (B, L, D)
-        x = self.crossattention(x, image_embeds, image_mask)  # (B, L, D)
+        x = self.crossattention(x, image_embeds, image_mask, image_index)  # (B, L, D)
         return self.output(self.intermediate(x), x)
 
 
@@ -123,28 +132,36 @@ class FusionEncoder(nn.Module):
         text_atts: torch.Tensor,
         image_embeds: torch.Tensor,
         image_atts: torch.Tensor | None = None,
+        image_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fuse text states with image tokens.
 
         Args:
             text_embeds: (B, L, D) text-encoder last hidden state.
             text_atts: (B, L) 1 for real tokens, 0 for padding.
-            image_embeds: (B, M, Dv) image tokens (M = 1+N).
-            image_atts: optional (B, M), 1 = attend (region masks); default all ones.
+            image_embeds: (B, M, Dv) image tokens (M = 1+N), one per text row; or (U, M, Dv) distinct
+                images with ``image_index``.
+            image_atts: optional mask aligned with ``image_embeds`` ((B|U, M), 1 = attend; region masks);
+                default all ones.
+            image_index: optional (B,) long, the ``image_embeds`` row each text row attends to. Equal to
+                passing ``image_embeds[image_index]``, but every layer projects the cross-attention keys
+                and values of the U images once instead of B times (ITM fuses each image up to 3 times).
 
         Returns:
             (B, L, D) fused states; index 0 is the fusion CLS.
         """
         text_mask = text_atts.bool()[:, None, None, :]  # (B, 1, 1, L)
-        if image_atts is None:
-            image_mask = torch.ones(image_embeds.shape[:2], dtype=torch.bool, device=image_embeds.device)
-        else:
-            image_mask = image_atts.bool()
-        image_mask = image_mask[:, None, None, :]  # (B, 1, 1, M)
+        image_mask = None  # attend to every image token
+        if image_atts is not None:
+            if image_index is not None:
+                image_atts = image_atts.index_select(0, image_index)  # (B, M)
+            image_mask = image_atts.bool()[:, None, None, :]  # (B, 1, 1, M)
         x = text_embeds
         for layer in self.layer:
             if self.gradient_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(layer, x, text_mask, image_embeds, image_mask, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(
+                    layer, x, text_mask, image_embeds, image_mask, image_index, use_reentrant=False
+                )
             else:
-                x = layer(x, text_mask, image_embeds, image_mask)
+                x = layer(x, text_mask, image_embeds, image_mask, image_index)
         return x

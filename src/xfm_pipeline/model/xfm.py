@@ -64,9 +64,14 @@ class XFM(nn.Module):
         text_atts: torch.Tensor,
         image_embeds: torch.Tensor,
         image_atts: torch.Tensor | None = None,
+        image_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Cross-modal fusion: (B, L, Dt) text states x (B, M, Dv) image tokens -> (B, L, Dt)."""
-        return self.fusion_encoder(text_embeds, text_atts, image_embeds, image_atts)
+        """Cross-modal fusion: (B, L, Dt) text states x (B, M, Dv) image tokens -> (B, L, Dt).
+
+        With ``image_index`` (B,), ``image_embeds`` / ``image_atts`` hold U distinct images and text row b
+        attends to image ``image_index[b]`` (see ``FusionEncoder.forward``).
+        """
+        return self.fusion_encoder(text_embeds, text_atts, image_embeds, image_atts, image_index)
 
     # ------------------------------------------------------------------ ITC
     @property

@@ -104,15 +104,13 @@ def itm_loss(
     neg_image_rows = neg_image[texts_with_neg]
     neg_text_rows = neg_text[images_with_neg]
 
-    # rows: B positives, n1 (negative image, text b), n2 (image b, negative text); T = B + n1 + n2 rows
-    image_all = torch.cat([image_embeds, image_embeds[neg_image_rows], image_embeds[images_with_neg]])  # (T, M, Dv)
+    # rows: B positives, n1 (negative image, text b), n2 (image b, negative text); T = B + n1 + n2 rows.
+    # The fusion projects each of the B images once and indexes them per row (image_index).
+    image_index = torch.cat([rows, neg_image_rows, images_with_neg])  # (T,)
     text_all = torch.cat([text_embeds, text_embeds[texts_with_neg], text_embeds[neg_text_rows]])  # (T, L, Dt)
     text_atts_all = torch.cat([text_atts, text_atts[texts_with_neg], text_atts[neg_text_rows]])
-    image_atts_all = None
-    if image_atts is not None:
-        image_atts_all = torch.cat([image_atts, image_atts[neg_image_rows], image_atts[images_with_neg]])
-
-    logits = model.itm_logits(model.fuse(text_all, text_atts_all, image_all, image_atts_all))  # (T, 2)
+    fused = model.fuse(text_all, text_atts_all, image_embeds, image_atts, image_index=image_index)  # (T, L, Dt)
+    logits = model.itm_logits(fused)  # (T, 2)
     labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     labels[:b] = 1
     loss = F.cross_entropy(logits, labels)

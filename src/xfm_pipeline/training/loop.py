@@ -22,6 +22,7 @@ from torch import nn
 
 from xfm_pipeline.training import checkpointing as ckpt
 from xfm_pipeline.training import sharding
+from xfm_pipeline.training.host_memory import keep_freed_memory
 from xfm_pipeline.training.optim import create_optimizer, freeze_zero_scaled, linear_warmup_decay, param_groups, warmup_steps_of
 from xfm_pipeline.training.sampling import StreamIterator, StreamSampler, sample_seed
 
@@ -148,6 +149,8 @@ def train(
     from tqdm.auto import tqdm
 
     accelerator = accelerator or make_accelerator(config.mixed_precision)
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()  # activations are reused every step instead of page-faulted in again
     output_dir = Path(output_dir)
     is_main = accelerator.is_main_process
     rank = accelerator.process_index
