@@ -1,7 +1,9 @@
 """Blind-baseline check of a fine-tuned VQA model: accuracy with the real images vs Gaussian-noise images.
 
 A model that uses the image must lose accuracy when the image is replaced by noise, falling towards the
-text-only answer prior (in the shapes world, ``metadata.json`` ``baselines.vqa_text_prior_test``). Usage:
+text-only baselines (in the shapes world, ``metadata.json`` ``baselines``: ``vqa_text_prior_test``, the
+most frequent answer per question type, and ``vqa_question_prior_test``, the most frequent training answer
+of the same question). Usage:
 
     python benchmarks/vqa_blind_baseline.py --checkpoint data/06_models/finetune_vqa --split test
 """
@@ -47,8 +49,11 @@ def main() -> None:
     with torch.no_grad():
         real = TASK.evaluate(TASK.predict(model, loader, params), args.split, data)
         noise = noise_image_accuracy(TASK, model, loader, params, args.split, data, seed=0)
-    prior = _prior(Path(args.image_root).parent / "metadata.json")
-    print(json.dumps({"split": args.split, "questions": len(data[args.split]), "real_images": real, "noise_images": noise, "text_prior": prior, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
+    metadata = Path(args.image_root).parent / "metadata.json"
+    report = {"split": args.split, "questions": len(data[args.split]), "real_images": real, "noise_images": noise}
+    report["text_prior"] = _baseline(metadata, "vqa_text_prior_test")
+    report["question_prior"] = _baseline(metadata, "vqa_question_prior_test")
+    print(json.dumps({**report, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
 
 
 def _params(checkpoint: str):
@@ -58,10 +63,10 @@ def _params(checkpoint: str):
     return from_dict(TaskParams, json.loads((Path(checkpoint) / "config.json").read_text())["params"])
 
 
-def _prior(metadata: Path):
+def _baseline(metadata: Path, key: str):
     if not metadata.is_file():
         return None
-    prior = json.loads(metadata.read_text()).get("baselines", {}).get("vqa_text_prior_test")
+    prior = json.loads(metadata.read_text()).get("baselines", {}).get(key)
     return {k: round(100 * v, 2) for k, v in prior.items()} if isinstance(prior, dict) else prior
 
 

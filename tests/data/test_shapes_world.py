@@ -17,7 +17,7 @@ from xfm_pipeline.data.shapes_world.language import RELATION_PHRASES, plural
 from xfm_pipeline.data.shapes_world.render import render_scene
 from xfm_pipeline.data.shapes_world.scenes import COLOURS, SHAPES, derive_rng, relation, sample_scene
 from xfm_pipeline.data.shapes_world.vqa import QUESTION_TYPES, questions_for_split
-from xfm_pipeline.metrics.baselines import answer_prior_accuracy, most_frequent
+from xfm_pipeline.metrics.baselines import answer_prior_accuracy, most_frequent, question_prior_accuracy
 from xfm_pipeline.metrics.vqa import normalize_answer, vqa_accuracy
 
 
@@ -101,9 +101,9 @@ def _truth(record) -> str:
 
 @pytest.fixture(scope="module")
 def many_vqa():
-    """VQA for 400 train and 200 test scenes (no rendering: fast)."""
+    """VQA for 1500 train and 300 test scenes (no rendering: fast)."""
     out = {}
-    for split, n in (("train", 400), ("test", 200)):
+    for split, n in (("train", 1500), ("test", 300)):
         rng = derive_rng(0, "test-scenes", split)
         scenes = [sample_scene(rng, i, split, 96, 2, 5, 0.5) for i in range(n)]
         out[split] = (scenes, questions_for_split(scenes, 3, 0.05, derive_rng(0, "test-vqa", split)))
@@ -122,6 +122,10 @@ def test_vqa_answers_are_balanced_and_need_the_image(many_vqa):
     assert oracle > 0.95
     assert prior["overall"] < 0.45
     assert prior["colour"] < 0.3 and prior["shape"] < 0.3 and prior["existence"] < 0.65
+    # the wording gives nothing away either: looking the question up is no better than the type prior
+    lookup = question_prior_accuracy(*([(r["question"], r["question_type"], r["answer"]) for r in s] for s in (train, test)))
+    for qtype in QUESTION_TYPES:
+        assert lookup[qtype] < prior[qtype] + 0.05, (qtype, lookup[qtype], prior[qtype])
 
 
 def test_vqa_answers_are_true_and_human_like(many_vqa):

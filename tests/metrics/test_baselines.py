@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from xfm_pipeline.metrics.baselines import answer_prior, answer_prior_accuracy, majority_accuracy, most_frequent
+from xfm_pipeline.metrics.baselines import (
+    answer_prior,
+    answer_prior_accuracy,
+    majority_accuracy,
+    most_frequent,
+    question_prior_accuracy,
+)
 
 
 def test_most_frequent_is_deterministic_on_ties():
@@ -27,6 +33,32 @@ def test_answer_prior_accuracy():
     assert acc["colour"] == 0.0
     assert acc["other"] == 1.0  # unseen type: the overall most frequent training answer ("yes")
     assert acc["overall"] == pytest.approx(0.5)
+
+
+def test_question_prior_reads_answers_from_the_wording():
+    # the type prior says "yes" for every existence question; the wording says more
+    train = [
+        ("Is there a red circle?", "existence", ["no"] * 10),
+        ("is there a red circle?", "existence", ["no"] * 8 + ["yes"] * 2),
+        ("are there any circles?", "existence", ["yes"] * 10),
+        ("are there any stars?", "existence", ["yes"] * 10),
+        ("what colour is the star?", "colour", ["red"] * 10),
+    ]
+    test = [
+        ("is  there a red circle?", "existence", ["no"] * 10),  # same question, other spacing: "no"
+        ("are there any stars?", "existence", ["yes"] * 9 + ["no"]),
+        ("is there a blue star?", "existence", ["no"] * 10),  # unseen: type prior "yes"
+        ("what colour is the circle?", "colour", ["red"] * 2 + ["blue"] * 8),  # unseen: type prior "red"
+        ("how many stars?", "count", ["yes"] * 10),  # unseen type: overall most frequent answer
+    ]
+    acc = question_prior_accuracy(train, test)
+    assert acc["existence"] == pytest.approx(2 / 3)
+    assert acc["colour"] == pytest.approx(0.6)  # 2 of 10 match: (2 * 1/3 + 8 * 2/3) / 10 leave-one-out
+    assert acc["count"] == 1.0
+    assert acc["overall"] == pytest.approx((1 + 1 + 0 + 0.6 + 1) / 5)
+    assert answer_prior_accuracy([t[1:] for t in train], [t[1:] for t in test])["existence"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        question_prior_accuracy(train, [])
 
 
 def test_majority_accuracy():

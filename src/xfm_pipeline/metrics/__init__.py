@@ -5,7 +5,13 @@ GLUE score and caption score is a fraction as its reference implementation retur
 for the paper's tables). SciPy, scikit-learn and pycocoevalcap are imported only when a function needs them.
 """
 
-from xfm_pipeline.metrics.baselines import answer_prior, answer_prior_accuracy, majority_accuracy, most_frequent
+from xfm_pipeline.metrics.baselines import (
+    answer_prior,
+    answer_prior_accuracy,
+    majority_accuracy,
+    most_frequent,
+    question_prior_accuracy,
+)
 from xfm_pipeline.metrics.captioning import (
     CAPTION_METRICS,
     caption_metrics,
@@ -32,6 +38,7 @@ __all__ = [
     "accuracy",
     "answer_prior",
     "answer_prior_accuracy",
+    "question_prior_accuracy",
     "box_iou_xywh",
     "caption_metrics",
     "cxcywh_norm_to_xywh",

@@ -2,6 +2,9 @@
 
 * :func:`answer_prior_accuracy`: the text-only VQA prior: predict, for every question, the most frequent
   (normalised) training answer of its question type, scored with the official VQA accuracy.
+* :func:`question_prior_accuracy`: a stronger text-only VQA baseline: predict the most frequent training
+  answer of the same question (normalised text), falling back to the type prior for unseen questions. It
+  catches answers that the wording gives away, which the per-type prior cannot see.
 * :func:`majority_accuracy`: predict the most frequent training label (NLVR2, GLUE, ...).
 """
 
@@ -47,6 +50,39 @@ def answer_prior_accuracy(
     out = {"overall": sum(sum(s) for s in scores.values()) / len(test)}
     out.update({t: sum(s) / len(s) for t, s in sorted(scores.items())})
     return out
+
+
+def question_prior_accuracy(
+    train: Sequence[tuple[str, str, Sequence[str]]], test: Sequence[tuple[str, str, Sequence[str]]]
+) -> dict[str, float]:
+    """Question-lookup baseline: VQA accuracy (in [0, 1]) overall and per question type on ``test``.
+
+    Args:
+        train, test: ``(question, question_type, answers)`` triples.
+
+    Every test question is answered with the most frequent normalised training answer of the same
+    question (lower-cased, whitespace collapsed); questions never seen in training get their type's prior
+    (:func:`answer_prior`), or the overall most frequent answer for an unseen type.
+    """
+    if not test:
+        raise ValueError("no test questions")
+    per_question: dict[str, list[str]] = {}
+    for question, _, answers in train:
+        per_question.setdefault(_question_key(question), []).extend(normalize_answer(a) for a in answers)
+    lookup = {q: most_frequent(a) for q, a in per_question.items()}
+    type_prior = answer_prior([(t, answers) for _, t, answers in train])
+    fallback = most_frequent([normalize_answer(a) for _, _, answers in train for a in answers])
+    scores: dict[str, list[float]] = {}
+    for question, question_type, answers in test:
+        guess = lookup.get(_question_key(question), type_prior.get(question_type, fallback))
+        scores.setdefault(question_type, []).append(vqa_question_accuracy(guess, answers))
+    out = {"overall": sum(sum(s) for s in scores.values()) / len(test)}
+    out.update({t: sum(s) / len(s) for t, s in sorted(scores.items())})
+    return out
+
+
+def _question_key(question: str) -> str:
+    return " ".join(question.lower().split())
 
 
 def majority_accuracy(train_labels: Sequence[Hashable], test_labels: Sequence[Hashable]) -> float:

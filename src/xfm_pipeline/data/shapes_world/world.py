@@ -243,11 +243,14 @@ def _glue(cfg: ShapesWorldConfig) -> dict[str, str]:
 
 
 def _baselines(files: dict[str, Any], glue: dict[str, str]) -> dict[str, Any]:
-    from xfm_pipeline.metrics.baselines import answer_prior_accuracy, majority_accuracy
+    from xfm_pipeline.metrics.baselines import answer_prior_accuracy, majority_accuracy, question_prior_accuracy
     from xfm_pipeline.metrics.vqa import vqa_accuracy
 
     def pairs(split):
         return [(r["question_type"], r["answer"]) for r in files[f"vqa/{split}"]]
+
+    def triples(split):
+        return [(r["question"], r["question_type"], r["answer"]) for r in files[f"vqa/{split}"]]
 
     test = files["vqa/test"]
     glue_majority = {}
@@ -260,6 +263,8 @@ def _baselines(files: dict[str, Any], glue: dict[str, str]) -> dict[str, Any]:
         glue_majority[key] = majority_accuracy(train, dev)
     return {
         "vqa_text_prior_test": answer_prior_accuracy(pairs("train"), pairs("test")),
+        # the most frequent training answer of the same question: what the wording alone gives away
+        "vqa_question_prior_test": question_prior_accuracy(triples("train"), triples("test")),
         # the canonical answer scored like a prediction: the ceiling set by annotator noise
         "vqa_oracle_test": vqa_accuracy([_canonical(r) for r in test], [r["answer"] for r in test]),
         "nlvr_majority_test": majority_accuracy([r["label"] for r in files["nlvr/train"]], [r["label"] for r in files["nlvr/test"]]),
