@@ -42,14 +42,8 @@ def answer_prior_accuracy(
     """
     if not test:
         raise ValueError("no test questions")
-    prior = answer_prior(train)
-    fallback = most_frequent([normalize_answer(a) for _, answers in train for a in answers])
-    scores: dict[str, list[float]] = {}
-    for question_type, answers in test:
-        scores.setdefault(question_type, []).append(vqa_question_accuracy(prior.get(question_type, fallback), answers))
-    out = {"overall": sum(sum(s) for s in scores.values()) / len(test)}
-    out.update({t: sum(s) / len(s) for t, s in sorted(scores.items())})
-    return out
+    guess = _type_prior_guess(train)
+    return _accuracy_per_type([(t, guess(t), answers) for t, answers in test])
 
 
 def question_prior_accuracy(
@@ -70,13 +64,27 @@ def question_prior_accuracy(
     for question, _, answers in train:
         per_question.setdefault(_question_key(question), []).extend(normalize_answer(a) for a in answers)
     lookup = {q: most_frequent(a) for q, a in per_question.items()}
-    type_prior = answer_prior([(t, answers) for _, t, answers in train])
-    fallback = most_frequent([normalize_answer(a) for _, _, answers in train for a in answers])
-    scores: dict[str, list[float]] = {}
+    type_guess = _type_prior_guess([(t, answers) for _, t, answers in train])
+    scored = []
     for question, question_type, answers in test:
-        guess = lookup.get(_question_key(question), type_prior.get(question_type, fallback))
+        key = _question_key(question)
+        scored.append((question_type, lookup[key] if key in lookup else type_guess(question_type), answers))
+    return _accuracy_per_type(scored)
+
+
+def _type_prior_guess(train: Sequence[tuple[str, Sequence[str]]]):
+    """question_type -> its prior answer, or the overall most frequent answer for an unseen type."""
+    prior = answer_prior(train)
+    fallback = most_frequent([normalize_answer(a) for _, answers in train for a in answers])
+    return lambda question_type: prior.get(question_type, fallback)
+
+
+def _accuracy_per_type(scored: Sequence[tuple[str, str, Sequence[str]]]) -> dict[str, float]:
+    """``(question_type, guess, answers)`` triples -> VQA accuracy overall and per question type."""
+    scores: dict[str, list[float]] = {}
+    for question_type, guess, answers in scored:
         scores.setdefault(question_type, []).append(vqa_question_accuracy(guess, answers))
-    out = {"overall": sum(sum(s) for s in scores.values()) / len(test)}
+    out = {"overall": sum(sum(s) for s in scores.values()) / len(scored)}
     out.update({t: sum(s) / len(s) for t, s in sorted(scores.items())})
     return out
 

@@ -4,9 +4,10 @@ glibc's malloc hands large blocks (above a threshold that adapts up to 32 MiB) t
 and gives them back with ``munmap``, and it trims freed memory at the top of the heap. A training step
 allocates and frees the same activations every iteration, so the kernel zero-fills them again on every
 step: the base preset's image-text step on 2 cores took about 250k minor page faults and 2.5 s of system
-time per step. With :func:`keep_freed_memory` it takes about 40k faults and 0.7 s
-(``benchmarks/pretrain_step.py`` prints both). The price is that freed memory stays in the process (its RSS
-does not shrink after a peak), which a training process does not need anyway.
+time per step. With :func:`keep_freed_memory` it takes 40k-150k faults and 0.7-1.6 s, depending on the
+step; what remains are blocks above glibc's 32 MiB limit, such as the 154 MB word-embedding gradient
+(``benchmarks/pretrain_step.py`` prints both figures). The price is that freed memory stays in the process
+(its RSS does not shrink after a peak), which a training process does not need anyway.
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ def candidate_questions(scene: Scene) -> dict[str, list[Question]]:
                     continue
                 verb = RELATION_PHRASES[name][0]
                 question = f"is {a_text} {verb} {b_text}?"
-                out["relative_position"].append(Question("relative_position", name, question, "yes" if rel[name] else "no"))
+                answer = "yes" if rel[name] else "no"
+                out["relative_position"].append(Question("relative_position", name, question, answer))
     return out
 
 
