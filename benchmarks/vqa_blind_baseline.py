@@ -66,8 +66,8 @@ def _params(checkpoint: str):
 def _baseline(metadata: Path, key: str):
     if not metadata.is_file():
         return None
-    prior = json.loads(metadata.read_text()).get("baselines", {}).get(key)
-    return {k: round(100 * v, 2) for k, v in prior.items()} if isinstance(prior, dict) else prior
+    scores = json.loads(metadata.read_text()).get("baselines", {}).get(key)
+    return {k: round(100 * v, 2) for k, v in scores.items()} if isinstance(scores, dict) else scores
 
 
 if __name__ == "__main__":

@@ -246,11 +246,11 @@ def _baselines(files: dict[str, Any], glue: dict[str, str]) -> dict[str, Any]:
     from xfm_pipeline.metrics.baselines import answer_prior_accuracy, majority_accuracy, question_prior_accuracy
     from xfm_pipeline.metrics.vqa import vqa_accuracy
 
-    def pairs(split):
-        return [(r["question_type"], r["answer"]) for r in files[f"vqa/{split}"]]
-
     def triples(split):
         return [(r["question"], r["question_type"], r["answer"]) for r in files[f"vqa/{split}"]]
+
+    def pairs(split):
+        return [(question_type, answers) for _, question_type, answers in triples(split)]
 
     test = files["vqa/test"]
     glue_majority = {}
