@@ -98,3 +98,16 @@ def test_a_patch_mask_of_the_wrong_shape_is_rejected(stem):
     encoder = VisionEncoder(VisionConfig(image_size=32, patch_size=8, width=48, depth=1, num_heads=3, drop_path_rate=0.0, stem=stem))
     with pytest.raises(ValueError, match=r"patch_mask has shape \(2, 15\), expected \(2, 16\)"):
         encoder(torch.randn(2, 3, 32, 32), torch.zeros(2, 15, dtype=torch.bool))
+
+
+def test_cpu_training_uses_explicit_attention_with_the_same_result(encoder):
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        fused = encoder(x)  # SDPA
+    assert all(block.attn.fused_attn for block in encoder.blocks)
+    explicit = encoder(x)  # autograd records: timm's explicit attention on CPU
+    assert not any(block.attn.fused_attn for block in encoder.blocks)
+    torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+    explicit.sum().backward()
+    assert all(block.attn.relative_position_bias_table.grad.abs().sum() > 0 for block in encoder.blocks)
+    encoder.zero_grad(set_to_none=True)

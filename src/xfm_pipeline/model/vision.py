@@ -73,6 +73,7 @@ class VisionEncoder(Beit):
             x = x * (1.0 - w) + self.mask_token.to(x.dtype) * w
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)  # (B, 1+N, D)
         x = self.pos_drop(x)
+        self._choose_attention_kernel(x)
         for block in self.blocks:
             if self.grad_checkpointing and self.training:
                 x = checkpoint(block, x, use_reentrant=False)
@@ -81,6 +82,19 @@ class VisionEncoder(Beit):
         patches = self.fc_norm(x[:, 1:])  # (B, N, D)
         pooled = patches.mean(dim=1, keepdim=True)  # (B, 1, D)
         return torch.cat((pooled, patches), dim=1)  # (B, 1+N, D)
+
+
+    def _choose_attention_kernel(self, x: torch.Tensor) -> None:
+        """Use timm's explicit attention (q @ k^T + bias, softmax, @ v) when training on CPU, SDPA otherwise.
+
+        The relative position bias is a parameter, so while autograd records, SDPA on CPU cannot use its
+        fused kernel and falls back to its math path, which also rescales the keys and guards fully masked
+        rows; the explicit attention skips both. Base encoder, 8 images at 224 px on 2 cores: forward and
+        backward 4.8 s explicit against 5.1 s SDPA; forward without gradient 1.6 s SDPA against 1.8 s.
+        """
+        fused = not (torch.is_grad_enabled() and x.device.type == "cpu")
+        for block in self.blocks:
+            block.attn.fused_attn = fused
 
 
 def _blank_masked_pixels(images: torch.Tensor, patch_mask: torch.Tensor, grid: tuple[int, int], p: int) -> torch.Tensor:
