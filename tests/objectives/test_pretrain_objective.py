@@ -185,6 +185,43 @@ def test_gradient_routing_follows_the_stop_gradient(tiny_model, batches):
         tiny_model.zero_grad(set_to_none=True)
 
 
+@pytest.mark.parametrize("stream", ["image_text", "region_text"])
+def test_itm_and_fusion_mlm_share_one_fusion_call_and_equal_the_separate_losses(tiny_model, batches, stream, monkeypatch):
+    from xfm_pipeline.model.vision import region_pool
+    from xfm_pipeline.objectives import fusion_mlm_loss, itm_loss
+
+    batch = {**batches[stream], "generator": torch.Generator().manual_seed(5)}
+    fuse_calls = []
+    fuse = tiny_model.fuse
+    monkeypatch.setattr(tiny_model, "fuse", lambda *a, **k: fuse_calls.append(1) or fuse(*a, **k))
+    was_training = tiny_model.training
+    tiny_model.eval()  # no dropout: the one call and the two calls see the same numbers
+    try:
+        with torch.no_grad():
+            out = XFMPretrainObjective(ObjectiveWeights(**{**NONE, "itm": 1, "mlm": 1}))(tiny_model, batch)
+            assert len(fuse_calls) == 1
+            image_embeds, image_atts, idx = tiny_model.encode_image(batch["images"]), None, None
+            if stream == "region_text":
+                group, image_atts = batch["idx_to_group_img"], batch["image_atts"]
+                image_embeds = region_pool(image_embeds[group], image_atts[:, 1:])
+                idx = duplicate_pair_ids(group, batch["text_ids"], image_atts)
+            text_atts = batch["text_atts"]
+            text_embeds = tiny_model.encode_text(batch["text_ids"], text_atts)
+            sim = tiny_model.similarity(tiny_model.image_features(image_embeds), tiny_model.text_features(text_embeds))
+            itm = itm_loss(
+                tiny_model, image_embeds, image_atts, text_embeds, text_atts, sim, sim.t(), idx,
+                torch.Generator().manual_seed(5),
+            )
+            mlm = fusion_mlm_loss(
+                tiny_model, image_embeds, image_atts, batch["text_ids_masked"], text_atts,
+                batch["masked_pos"], batch["masked_ids"],
+            )
+    finally:
+        tiny_model.train(was_training)
+    torch.testing.assert_close(out["loss_itm"], itm.loss)
+    torch.testing.assert_close(out["loss_mlm"], mlm)
+
+
 def test_duplicate_pairs_share_an_id_for_itm():
     group = torch.tensor([0, 0, 1, 0])
     text_ids = torch.tensor([[5, 6], [5, 7], [5, 6], [5, 6]])

@@ -72,6 +72,42 @@ class ITMOutput(NamedTuple):
     accuracy: torch.Tensor  # scalar, detached: fraction of pairs classified correctly (for logging)
 
 
+class ITMPairs(NamedTuple):
+    """The T = B + n1 + n2 (text, image) pairs ITM fuses: B positives, n1 (negative image, text b) and
+    n2 (image b, negative text)."""
+
+    text_index: torch.Tensor  # (T,) long, text row of each pair
+    image_index: torch.Tensor  # (T,) long, image row of each pair
+    labels: torch.Tensor  # (T,) long, 1 = match (the first B), 0 = negative
+
+
+def itm_pairs(
+    sim_i2t: torch.Tensor,
+    sim_t2i: torch.Tensor,
+    idx: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> ITMPairs:
+    """The positives and hard negatives ITM fuses (arguments as in :func:`sample_hard_negatives`)."""
+    b = sim_i2t.shape[0]
+    neg_text, neg_image = sample_hard_negatives(sim_i2t, sim_t2i, idx, generator)  # (B,), (B,)
+    rows = torch.arange(b, device=sim_i2t.device)
+    texts_with_neg = rows[neg_image != NO_NEGATIVE]  # (n1,) text rows paired with a negative image
+    images_with_neg = rows[neg_text != NO_NEGATIVE]  # (n2,) image rows paired with a negative text
+    text_index = torch.cat([rows, texts_with_neg, neg_text[images_with_neg]])  # (T,)
+    image_index = torch.cat([rows, neg_image[texts_with_neg], images_with_neg])  # (T,)
+    labels = torch.zeros(text_index.shape[0], dtype=torch.long, device=sim_i2t.device)
+    labels[:b] = 1
+    return ITMPairs(text_index, image_index, labels)
+
+
+def itm_head_loss(model, fused: torch.Tensor, labels: torch.Tensor) -> ITMOutput:
+    """CE of the ITM head on fused pairs: (T, L, Dt) fusion output and (T,) labels -> ITMOutput."""
+    logits = model.itm_logits(fused)  # (T, 2)
+    loss = F.cross_entropy(logits, labels)
+    accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
+    return ITMOutput(loss, accuracy)
+
+
 def itm_loss(
     model,
     image_embeds: torch.Tensor,
@@ -96,23 +132,9 @@ def itm_loss(
     Returns:
         ITMOutput(loss, accuracy); labels are 1 for the B positives, 0 for the negatives.
     """
-    b = image_embeds.shape[0]
-    neg_text, neg_image = sample_hard_negatives(sim_i2t, sim_t2i, idx, generator)  # (B,), (B,)
-    rows = torch.arange(b, device=image_embeds.device)
-    texts_with_neg = rows[neg_image != NO_NEGATIVE]  # (n1,) text rows paired with a negative image
-    images_with_neg = rows[neg_text != NO_NEGATIVE]  # (n2,) image rows paired with a negative text
-    neg_image_rows = neg_image[texts_with_neg]
-    neg_text_rows = neg_text[images_with_neg]
-
-    # rows: B positives, n1 (negative image, text b), n2 (image b, negative text); T = B + n1 + n2 rows.
-    # The fusion projects each of the B images once and indexes them per row (image_index).
-    image_index = torch.cat([rows, neg_image_rows, images_with_neg])  # (T,)
-    text_all = torch.cat([text_embeds, text_embeds[texts_with_neg], text_embeds[neg_text_rows]])  # (T, L, Dt)
-    text_atts_all = torch.cat([text_atts, text_atts[texts_with_neg], text_atts[neg_text_rows]])
-    fused = model.fuse(text_all, text_atts_all, image_embeds, image_atts, image_index=image_index)  # (T, L, Dt)
-    logits = model.itm_logits(fused)  # (T, 2)
-    labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    labels[:b] = 1
-    loss = F.cross_entropy(logits, labels)
-    accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
-    return ITMOutput(loss, accuracy)
+    pairs = itm_pairs(sim_i2t, sim_t2i, idx, generator)
+    # The fusion projects each of the B images once and indexes them per pair (image_index).
+    fused = model.fuse(
+        text_embeds[pairs.text_index], text_atts[pairs.text_index], image_embeds, image_atts, image_index=pairs.image_index
+    )  # (T, L, Dt)
+    return itm_head_loss(model, fused, pairs.labels)

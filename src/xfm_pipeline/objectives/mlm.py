@@ -37,6 +37,23 @@ def gather_positions(hidden: torch.Tensor, masked_pos: torch.Tensor) -> torch.Te
     return torch.gather(hidden, 1, index)
 
 
+def fusion_mlm_text(model, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, detach_text: bool = True) -> torch.Tensor:
+    """The text-encoder pass of image-conditioned MLM: (B, L) masked ids -> (B, L, Dt) states.
+
+    With ``detach_text`` (the paper's stop-gradient, xfm_spec 1.4) it runs without gradient, so the MLM
+    loss trains the fusion and vision encoders only. (The fusion MLM decoder is tied to the text word
+    embeddings in this model, which therefore still receive its gradient.)
+    """
+    with torch.no_grad() if detach_text else nullcontext():
+        return model.encode_text(text_ids_masked, text_atts)
+
+
+def fusion_mlm_head_loss(model, fused: torch.Tensor, masked_pos: torch.Tensor, masked_ids: torch.Tensor) -> torch.Tensor:
+    """CE of the fusion MLM head at the masked positions of (B, L, Dt) fused states."""
+    logits = model.fusion_mlm_logits(gather_positions(fused, masked_pos))  # (B, M, V)
+    return mlm_loss(logits, masked_ids)
+
+
 def fusion_mlm_loss(
     model,
     image_embeds: torch.Tensor,
@@ -55,18 +72,14 @@ def fusion_mlm_loss(
         image_atts: (B, 1+N) cross-attention mask (regions) or None = all ones.
         text_ids_masked: (B, L) ids with masks applied; text_atts: (B, L).
         masked_pos: (B, M) long; masked_ids: (B, M) long, -100 padded.
-        detach_text: the paper's stop-gradient (xfm_spec 1.4): the text pass runs without gradient, so
-            this loss trains the fusion encoder and vision encoder only. (The fusion MLM decoder is tied
-            to the text word embeddings in this model, which therefore still receive its gradient.)
+        detach_text: the paper's stop-gradient (see :func:`fusion_mlm_text`).
 
     Returns:
         Scalar CE over the masked slots.
     """
-    with torch.no_grad() if detach_text else nullcontext():
-        text_embeds = model.encode_text(text_ids_masked, text_atts)  # (B, L, Dt)
+    text_embeds = fusion_mlm_text(model, text_ids_masked, text_atts, detach_text)  # (B, L, Dt)
     fused = model.fuse(text_embeds, text_atts, image_embeds, image_atts)  # (B, L, Dt)
-    logits = model.fusion_mlm_logits(gather_positions(fused, masked_pos))  # (B, M, V)
-    return mlm_loss(logits, masked_ids)
+    return fusion_mlm_head_loss(model, fused, masked_pos, masked_ids)
 
 
 def text_mlm_loss(

@@ -45,9 +45,9 @@ import torch
 from xfm_pipeline.objectives.bbox import bbox_loss
 from xfm_pipeline.objectives.distributed import rank_and_world
 from xfm_pipeline.objectives.itc import itc_loss
-from xfm_pipeline.objectives.itm import itm_loss
+from xfm_pipeline.objectives.itm import itm_head_loss, itm_pairs
 from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss, patch_similarity
-from xfm_pipeline.objectives.mlm import fusion_mlm_loss, text_mlm_loss
+from xfm_pipeline.objectives.mlm import fusion_mlm_head_loss, fusion_mlm_text, text_mlm_loss
 
 
 @dataclass
@@ -172,47 +172,59 @@ class XFMPretrainObjective:
     def _fusion_text(self, text_embeds: torch.Tensor) -> torch.Tensor:
         return text_embeds.detach() if self.detach_text_for_fusion else text_embeds
 
-    def _contrastive_and_matching(
-        self, model, image_embeds, image_atts, text_embeds, text_atts, itc_idx, itm_idx, generator
-    ) -> dict[str, torch.Tensor]:
-        """ITC on token-0 features and ITM with negatives drawn from the local similarities."""
-        w, out = self.weights, {}
-        with nullcontext() if w.active("itc") else torch.no_grad():
+    def _contrastive(self, model, image_embeds, text_embeds, itc_idx, out) -> torch.Tensor:
+        """ITC on token-0 features into ``out``; returns the (B, B) local similarities ITM samples from."""
+        with nullcontext() if self.weights.active("itc") else torch.no_grad():
             image_feats = model.image_features(image_embeds)  # (B, E)
             text_feats = model.text_features(text_embeds)  # (B, E)
-        if w.active("itc"):
+        if self.weights.active("itc"):
             out["loss_itc"] = itc_loss(image_feats, text_feats, model.temperature, itc_idx)
-        if w.active("itm"):
-            with torch.no_grad():
-                sim = model.similarity(image_feats, text_feats)  # (B, B) local batch only
-            out["loss_itm"] = itm_loss(
-                model, image_embeds, image_atts, self._fusion_text(text_embeds), text_atts,
-                sim, sim.t(), idx=itm_idx, generator=generator,
-            ).loss
-        return out
+        with torch.no_grad():
+            return model.similarity(image_feats, text_feats)  # (B, B) local batch only
 
-    def _text_mlm_inputs(self, batch):
-        return batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"], batch["masked_ids"]
+    def _matching_and_mlm(self, model, batch, image_embeds, image_atts, text_embeds, sim, itm_idx, out) -> None:
+        """ITM (hard negatives drawn from ``sim``) and image-conditioned MLM from ONE fusion call.
+
+        Fusion rows are independent, so ITM's pairs and the masked texts go through the fusion encoder
+        together: the cross-attention keys and values of the B images are projected once for both, and
+        the matrix products are larger (ITM + MLM ran as two calls, each projecting the images again).
+        """
+        text_atts = batch["text_atts"]
+        texts, atts, image_index, sizes = [], [], [], []
+        if self.weights.active("itm"):
+            pairs = itm_pairs(sim, sim.t(), itm_idx, batch.get("generator"))
+            texts.append(self._fusion_text(text_embeds)[pairs.text_index])  # (T, L, Dt)
+            atts.append(text_atts[pairs.text_index])
+            image_index.append(pairs.image_index)
+            sizes.append(pairs.labels.shape[0])
+        if self.weights.active("mlm"):
+            texts.append(fusion_mlm_text(model, batch["text_ids_masked"], text_atts, self.detach_text_for_fusion))
+            atts.append(text_atts)
+            image_index.append(torch.arange(text_atts.shape[0], device=text_atts.device))
+            sizes.append(text_atts.shape[0])
+        fused = model.fuse(
+            torch.cat(texts), torch.cat(atts), image_embeds, image_atts, image_index=torch.cat(image_index)
+        ).split(sizes)  # (T, L, Dt) [, (B, L, Dt)]
+        if self.weights.active("itm"):
+            out["loss_itm"] = itm_head_loss(model, fused[0], pairs.labels).loss
+        if self.weights.active("mlm"):
+            out["loss_mlm"] = fusion_mlm_head_loss(model, fused[-1], batch["masked_pos"], batch["masked_ids"])
 
     # ------------------------------------------------------------------ streams
     def _image_text(self, model, batch) -> dict[str, torch.Tensor]:
         w, out = self.weights, {}
-        images, text_atts = batch["images"], batch["text_atts"]
-        idx, generator = batch.get("image_idx"), batch.get("generator")
+        images, idx = batch["images"], batch.get("image_idx")
         needs_grad = any(w.active(n) for n in ("itc", "itm", "mlm"))
         if needs_grad or (w.active("mim") and model.config.mim_target == "features"):
             with nullcontext() if needs_grad else torch.no_grad():  # MIM alone only needs the target
                 image_embeds = model.encode_image(images)  # (B, 1+N, Dv)
             out["patch_similarity"] = patch_similarity(image_embeds)  # 1 = collapsed patch tokens
+        text_embeds = sim = None
         if w.active("itc") or w.active("itm"):
-            text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
-            out.update(
-                self._contrastive_and_matching(model, image_embeds, None, text_embeds, text_atts, idx, idx, generator)
-            )
-        if w.active("mlm"):
-            out["loss_mlm"] = fusion_mlm_loss(
-                model, image_embeds, None, *self._text_mlm_inputs(batch), self.detach_text_for_fusion
-            )
+            text_embeds = model.encode_text(batch["text_ids"], batch["text_atts"])  # (B, L, Dt)
+            sim = self._contrastive(model, image_embeds, text_embeds, idx, out)
+        if w.active("itm") or w.active("mlm"):
+            self._matching_and_mlm(model, batch, image_embeds, None, text_embeds, sim, idx, out)
         if w.active("mim"):
             target = image_embeds if model.config.mim_target == "features" else None
             out["loss_mim"] = self._mim(model, images, batch["image_patch_mask"], target)
@@ -227,21 +239,14 @@ class XFMPretrainObjective:
         image_embeds = model.encode_image(batch["images"])[group]  # (B, 1+N, Dv) full-image tokens per text
         region_embeds = region_pool(image_embeds, image_atts[:, 1:])  # (B, 1+N, Dv) token 0 = region pooled
         needs_boxes = w.active("bbox") or w.active("giou")
+        text_embeds = sim = None
         if w.active("itc") or w.active("itm") or needs_boxes:
             text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
         if w.active("itc") or w.active("itm"):
-            out.update(
-                self._contrastive_and_matching(
-                    model, region_embeds, image_atts, text_embeds, text_atts,
-                    itc_idx=_global_image_ids(batch, group),
-                    itm_idx=duplicate_pair_ids(group, batch["text_ids"], image_atts),
-                    generator=batch.get("generator"),
-                )
-            )
-        if w.active("mlm"):
-            out["loss_mlm"] = fusion_mlm_loss(
-                model, region_embeds, image_atts, *self._text_mlm_inputs(batch), self.detach_text_for_fusion
-            )
+            sim = self._contrastive(model, region_embeds, text_embeds, _global_image_ids(batch, group), out)
+        if w.active("itm") or w.active("mlm"):
+            itm_idx = duplicate_pair_ids(group, batch["text_ids"], image_atts) if w.active("itm") else None
+            self._matching_and_mlm(model, batch, region_embeds, image_atts, text_embeds, sim, itm_idx, out)
         if needs_boxes:
             fused = model.fuse(self._fusion_text(text_embeds), text_atts, image_embeds, None)  # all-ones image mask
             loss_bbox, loss_giou = bbox_loss(model.predict_bbox(fused), batch["target_bbox"], batch["is_image"])
@@ -267,4 +272,5 @@ class XFMPretrainObjective:
         return mim_loss(pred, target_embeds, patch_mask)
 
     def _text_only(self, model, batch) -> dict[str, torch.Tensor]:
-        return {"loss_text_mlm": text_mlm_loss(model, *self._text_mlm_inputs(batch))}
+        inputs = (batch[k] for k in ("text_ids_masked", "text_atts", "masked_pos", "masked_ids"))
+        return {"loss_text_mlm": text_mlm_loss(model, *inputs)}
