@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.model.config import FusionConfig
+from xfm_pipeline.model.dropout import Dropout
 from xfm_pipeline.model.fusion import FusionLayer, MLMHead
 from xfm_pipeline.model.heads import init_weights
 
@@ -38,7 +39,7 @@ class DecoderEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(max_positions, width)
         self.token_type_embedding = nn.Parameter(torch.zeros(width))  # row 0 of the type table
         self.LayerNorm = nn.LayerNorm(width, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.position_offset = position_offset  # RoBERTa positions start at padding_idx + 1
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:

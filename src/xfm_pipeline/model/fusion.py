@@ -3,7 +3,8 @@
 Key names follow BERT/RoBERTa (``attention.self.query``, ``crossattention.output.LayerNorm``,
 ``intermediate.dense``, ``output.dense`` ...) so the official ``fusion_encoder.roberta.encoder.layer.*``
 weights map one to one. The input is the text encoder's last hidden state; there is no embedding layer.
-Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``, except when attention dropout
+is on in training on CPU (see :func:`attend`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.model.config import FusionConfig
+from xfm_pipeline.model.dropout import Dropout, dropout
 
 
 class _QKV(nn.Module):
@@ -32,10 +34,27 @@ class _AddNorm(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_width, width)
         self.LayerNorm = nn.LayerNorm(width, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout_p: float) -> torch.Tensor:
+    """Scaled dot-product attention: (B, H, L, d) queries x (B, H, M, d) keys/values -> (B, H, L, d).
+
+    ``mask`` (B, 1, 1, M) bool, True = attend, or None. SDPA, except with attention dropout on CPU: there
+    SDPA takes its math path (it rescales the keys, guards fully masked rows and draws its dropout mask
+    element by element), so the product, softmax and :func:`~xfm_pipeline.model.dropout.dropout` are
+    spelled out. Masked keys get the dtype's lowest value rather than -inf (rows are never fully masked
+    here: the text's first token and the image's token 0 are always attended).
+    """
+    if dropout_p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # (B, H, L, M)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return dropout(scores.softmax(dim=-1), dropout_p) @ v
 
 
 class Attention(nn.Module):
@@ -64,13 +83,11 @@ class Attention(nn.Module):
         """x: (B, L, D); context: (B, M, Dc), or (U, M, Dc) with ``context_index`` (B,) choosing each row's
         context (keys and values are projected once per distinct context); context_mask: (B, 1, 1, M)
         bool, True = attend, or None = attend everywhere."""
-        k, v = self.self.key(context), self.self.value(context)  # (B|U, M, D)
-        if context_index is not None:
-            k, v = k.index_select(0, context_index), v.index_select(0, context_index)  # (B, M, D)
-        q, k, v = self._heads(self.self.query(x)), self._heads(k), self._heads(v)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=context_mask, dropout_p=self.attn_dropout if self.training else 0.0
-        )  # (B, H, L, D/H)
+        k, v = self._heads(self.self.key(context)), self._heads(self.self.value(context))  # (B|U, H, M, D/H)
+        if context_index is not None:  # the selected copies come out head-major and contiguous
+            k, v = k.index_select(0, context_index), v.index_select(0, context_index)  # (B, H, M, D/H)
+        q = self._heads(self.self.query(x))  # (B, H, L, D/H)
+        out = attend(q, k, v, context_mask, self.attn_dropout if self.training else 0.0)  # (B, H, L, D/H)
         out = out.transpose(1, 2).flatten(2)  # (B, L, D)
         return self.output(out, x)
 

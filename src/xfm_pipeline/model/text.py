@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from xfm_pipeline.model.config import TextConfig
+from xfm_pipeline.model.dropout import replace_dropout
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,17 @@ def resolve_pretrained(name_or_path: str) -> Path:
 
 
 def build_text_encoder(config: TextConfig) -> nn.Module:
-    """Build the text ``*ForMaskedLM`` (SDPA attention) from ``config``."""
+    """Build the text ``*ForMaskedLM`` (SDPA attention) from ``config``.
+
+    Its hidden-state dropout modules become :class:`~xfm_pipeline.model.dropout.Dropout` (faster masks on
+    CPU, same semantics); attention dropout stays inside SDPA.
+    """
+    model = _build_masked_lm(config)
+    replace_dropout(model)
+    return model
+
+
+def _build_masked_lm(config: TextConfig) -> nn.Module:
     from transformers import AutoConfig, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
