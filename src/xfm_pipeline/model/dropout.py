@@ -49,11 +49,12 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose CPU masks come from :func:`keep_mask`."""
+    """``nn.Dropout`` (without the in-place mode) whose CPU masks come from :func:`keep_mask`."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.inplace:
-            raise ValueError("xfm_pipeline Dropout has no in-place mode")
         return dropout(x, self.p, self.training)
 
 
