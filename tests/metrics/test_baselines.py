@@ -65,3 +65,59 @@ def test_majority_accuracy():
     assert majority_accuracy(["True", "True", "False"], ["True", "False", "False", "False"]) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         majority_accuracy(["a"], [])
+
+
+def test_mean_box_accuracy_predicts_the_mean_training_box():
+    from xfm_pipeline.metrics.baselines import mean_box_accuracy
+
+    train = [[0, 0, 10, 10], [20, 20, 10, 10]]  # mean box (10, 10, 10, 10)
+    assert mean_box_accuracy(train, [[10, 10, 10, 10], [11, 10, 10, 10]]) == 1.0  # IoU 1 and 0.82
+    assert mean_box_accuracy(train, [[10, 10, 10, 10], [15, 10, 10, 10], [40, 40, 10, 10]]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_box_accuracy([], [[0, 0, 1, 1]])
+
+
+def test_frequent_captions_normalise_and_rank_by_count():
+    from xfm_pipeline.metrics.baselines import frequent_captions
+
+    train = ["A red circle.", "a red circle", "two shapes", "a blue square ", "two shapes.", "a red circle"]
+    assert frequent_captions(train, 2) == ["a red circle", "two shapes"]
+    assert frequent_captions(train, 5) == ["a red circle", "two shapes", "a blue square"]
+    with pytest.raises(ValueError, match="no training captions"):
+        frequent_captions([], 3)
+
+
+def test_blind_baselines_benchmark_reads_the_annotation_files(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "blind_baselines.py"
+    spec = importlib.util.spec_from_file_location("blind_baselines", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    refs = [
+        {"bbox": [0, 0, 10, 10], "split": "train"},
+        {"bbox": [20, 20, 10, 10], "split": "train"},
+        {"bbox": [10, 10, 10, 10], "split": "val"},
+        {"bbox": [50, 50, 10, 10], "split": "testA"},
+    ]
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    assert bench.grounding_baseline(tmp_path / "refs.json") == {"testA": 0.0, "val": 1.0}
+
+    train = ["a red circle"] * 3 + ["two blue squares"] * 2 + ["a green triangle"]
+    (tmp_path / "train.json").write_text(json.dumps([{"caption": c} for c in train]))
+    for split in ("val", "test"):
+        gt = {
+            "images": [{"id": 1}, {"id": 2}, {"id": 3}],
+            "annotations": [
+                {"image_id": 1, "caption": "two blue squares"},
+                {"image_id": 2, "caption": "two blue squares near a circle"},
+                {"image_id": 3, "caption": "a red circle"},
+            ],
+        }
+        (tmp_path / f"{split}_gt.json").write_text(json.dumps(gt))
+    out = bench.captioning_baseline(tmp_path, candidates=3)
+    assert out["caption"] == "two blue squares"  # not the most frequent caption: the best on validation CIDEr
+    assert out["test"]["cider"] > 0 and out["test"]["bleu_1"] > 0

@@ -6,6 +6,9 @@
   answer of the same question (normalised text), falling back to the type prior for unseen questions. It
   catches answers that the wording gives away, which the per-type prior cannot see.
 * :func:`majority_accuracy`: predict the most frequent training label (NLVR2, GLUE, ...).
+* :func:`mean_box_accuracy`: image-blind grounding: predict the mean training box for every expression.
+* :func:`frequent_captions`: image-blind captioning candidates: the most frequent training captions, each
+  to be predicted for every image (``benchmarks/blind_baselines.py`` picks one on validation CIDEr).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Sequence
 
+import numpy as np
+
+from xfm_pipeline.metrics.grounding import GROUNDING_IOU_THRESHOLD, grounding_accuracy
 from xfm_pipeline.metrics.vqa import normalize_answer, vqa_question_accuracy
 
 
@@ -99,3 +105,27 @@ def majority_accuracy(train_labels: Sequence[Hashable], test_labels: Sequence[Ha
         raise ValueError("no test labels")
     majority = most_frequent(train_labels)
     return sum(label == majority for label in test_labels) / len(test_labels)
+
+
+def mean_box_accuracy(train_boxes, test_boxes, threshold: float = GROUNDING_IOU_THRESHOLD) -> float:
+    """Grounding accuracy in [0, 1] of predicting the mean training box for every test expression.
+
+    Args:
+        train_boxes, test_boxes: (N, 4) pixel ``(x, y, w, h)`` boxes (images of one size, as in the shapes
+            world; for mixed sizes, normalise first).
+        threshold: IoU needed for a hit (the official pixel-inclusive IoU of ``metrics.grounding``).
+    """
+    train = np.asarray(train_boxes, dtype=np.float64)
+    if train.ndim != 2 or train.shape[1] != 4 or len(train) == 0:
+        raise ValueError(f"train_boxes must be a non-empty (N, 4) array, got shape {train.shape}")
+    test = np.asarray(test_boxes, dtype=np.float64)
+    return grounding_accuracy(np.broadcast_to(train.mean(axis=0), test.shape), test, threshold)
+
+
+def frequent_captions(train_captions: Sequence[str], k: int) -> list[str]:
+    """The ``k`` most frequent training captions (lower-cased, surrounding spaces and a final full stop
+    removed), most frequent first; ties in the order of :func:`most_frequent`."""
+    if not train_captions:
+        raise ValueError("no training captions")
+    counts = Counter(c.strip().lower().removesuffix(".").strip() for c in train_captions)
+    return sorted(counts, key=lambda c: (-counts[c], c))[:k]

@@ -1,0 +1,82 @@
+"""Image-blind baselines of grounding and captioning, from the validated annotation files.
+
+* Grounding (RefCOCO+ layout): the mean training box predicted for every expression, accuracy at
+  IoU >= 0.5 per evaluation split (``metrics.baselines.mean_box_accuracy``).
+* Captioning (COCO Karpathy layout): one caption predicted for every image. Of the 20 most frequent
+  training captions (``metrics.baselines.frequent_captions``), the one with the best validation CIDEr,
+  scored on validation and test with the captioning pipeline's metrics.
+
+A model that uses the image must beat these clearly. VQA and NLVR2 have their text-only baselines in the
+shapes world's ``metadata.json`` (and ``benchmarks/vqa_blind_baseline.py``). Usage:
+
+    python benchmarks/blind_baselines.py
+    python benchmarks/blind_baselines.py --data data/02_intermediate --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def grounding_baseline(refs_file: Path) -> dict[str, float]:
+    """Mean-box accuracy per evaluation split of a grounding JSON (records with ``bbox`` and ``split``)."""
+    from xfm_pipeline.metrics.baselines import mean_box_accuracy
+
+    records = json.loads(refs_file.read_text())
+    train = [r["bbox"] for r in records if r["split"] == "train"]
+    splits = sorted({r["split"] for r in records} - {"train"})
+    return {split: mean_box_accuracy(train, [r["bbox"] for r in records if r["split"] == split]) for split in splits}
+
+
+def captioning_baseline(caption_dir: Path, candidates: int = 20) -> dict[str, object]:
+    """The constant caption chosen on validation CIDEr and its metrics on ``val_gt.json`` / ``test_gt.json``."""
+    from xfm_pipeline.metrics.baselines import frequent_captions
+    from xfm_pipeline.metrics.captioning import caption_metrics
+
+    references = {split: _references(caption_dir / f"{split}_gt.json") for split in ("val", "test")}
+    train = [r["caption"] for r in json.loads((caption_dir / "train.json").read_text())]
+
+    def cider(caption: str) -> float:
+        predictions = dict.fromkeys(references["val"], caption)
+        return caption_metrics(predictions, references["val"], tokenizer="python", meteor=False)["cider"]
+
+    caption = max(frequent_captions(train, candidates), key=cider)  # ties: the more frequent caption
+    out: dict[str, object] = {"caption": caption, "candidates": candidates}
+    for split, refs in references.items():
+        out[split] = caption_metrics(dict.fromkeys(refs, caption), refs)
+    return out
+
+
+def _references(gt_file: Path) -> dict[int, list[str]]:
+    gt = json.loads(gt_file.read_text())
+    references: dict[int, list[str]] = {image["id"]: [] for image in gt["images"]}
+    for annotation in gt["annotations"]:
+        references[annotation["image_id"]].append(annotation["caption"])
+    return references
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data/02_intermediate", help="directory with grounding/ and captioning/")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    data = Path(args.data)
+    report = {
+        "grounding_mean_box_acc": grounding_baseline(data / "grounding" / "refcoco+.json"),
+        "captioning_constant_caption": captioning_baseline(data / "captioning"),
+    }
+    for split, acc in report["grounding_mean_box_acc"].items():
+        print(f"grounding {split}: mean training box, accuracy at IoU >= 0.5 = {100 * acc:.1f}%")
+    captioning = report["captioning_constant_caption"]
+    print(f"captioning: constant caption {captioning['caption']!r} (best validation CIDEr of the {captioning['candidates']} most frequent)")
+    for split in ("val", "test"):
+        metrics = ", ".join(f"{k} {100 * v:.1f}" for k, v in sorted(captioning[split].items()))
+        print(f"captioning {split}: {metrics}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
