@@ -6,11 +6,13 @@
   training captions (``metrics.baselines.frequent_captions``), the one with the best validation CIDEr,
   scored on validation and test with the captioning pipeline's metrics.
 
-A model that uses the image must beat these clearly. VQA and NLVR2 have their text-only baselines in the
+A model that uses the image must beat these clearly. With ``--captioning-checkpoint`` the script also
+scores a fine-tuned captioner on the test images and on Gaussian noise in their place: a captioner that
+reads the image falls towards the constant caption. VQA and NLVR2 have their text-only baselines in the
 shapes world's ``metadata.json`` (and ``benchmarks/vqa_blind_baseline.py``). Usage:
 
     python benchmarks/blind_baselines.py
-    python benchmarks/blind_baselines.py --data data/02_intermediate --json out.json
+    python benchmarks/blind_baselines.py --captioning-checkpoint data/06_models/finetune_captioning
 """
 
 from __future__ import annotations
@@ -57,9 +59,32 @@ def _references(gt_file: Path) -> dict[int, list[str]]:
     return references
 
 
+def captioning_noise_check(checkpoint: str, caption_dir: Path, image_root: str, split: str = "test") -> dict[str, object]:
+    """Metrics of a fine-tuned captioner on ``split`` with the real images and with N(0, 1) noise images."""
+    import torch
+
+    from xfm_pipeline.config import from_dict
+    from xfm_pipeline.jobs.finetune import eval_loader
+    from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
+    from xfm_pipeline.tasks.base import TaskParams, load_task_checkpoint
+    from xfm_pipeline.tasks.captioning import TASK
+
+    data = {key: json.loads((caption_dir / f"{key}.json").read_text()) for key in ("train", split, f"{split}_gt")}
+    model = load_task_checkpoint(checkpoint, data).eval()
+    params = from_dict(TaskParams, json.loads((Path(checkpoint) / "config.json").read_text())["params"])
+    loader = eval_loader(TASK, split, data, load_checkpoint_tokenizer(checkpoint), params, image_root)
+    with torch.no_grad():
+        real = TASK.evaluate(TASK.predict(model, loader, params), split, data)
+        noise_captions = TASK.predict(model, loader, params, noise_seed=0)
+    noise = TASK.evaluate(noise_captions, split, data)
+    return {"split": split, "real_images": real, "noise_images": noise, "noise_distinct_captions": len({p["caption"] for p in noise_captions})}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/02_intermediate", help="directory with grounding/ and captioning/")
+    parser.add_argument("--captioning-checkpoint", default=None, help="also score this finetune_captioning output with noise images")
+    parser.add_argument("--image-root", default="data/01_raw/shapes_world/images")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     data = Path(args.data)
@@ -74,6 +99,12 @@ def main() -> None:
     for split in ("val", "test"):
         metrics = ", ".join(f"{k} {100 * v:.1f}" for k, v in sorted(captioning[split].items()))
         print(f"captioning {split}: {metrics}")
+    if args.captioning_checkpoint:
+        check = captioning_noise_check(args.captioning_checkpoint, data / "captioning", args.image_root)
+        report["captioning_noise_check"] = check
+        for images in ("real_images", "noise_images"):
+            metrics = ", ".join(f"{k} {v:.1f}" for k, v in sorted(check[images].items()))
+            print(f"captioning checkpoint, {check['split']} with {images.replace('_', ' ')}: {metrics}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -173,7 +173,7 @@ COMMANDS: dict[str, tuple] = {
     "python benchmarks/pretrain_step.py --preset base --batch 8 --steps 3": (Help(),),
     "python benchmarks/vision_stem.py --steps 300": (Help(),),
     "python benchmarks/vqa_blind_baseline.py --checkpoint data/06_models/finetune_vqa --split test": (Help(),),
-    "python benchmarks/blind_baselines.py": (Help(),),
+    "python benchmarks/blind_baselines.py --captioning-checkpoint data/06_models/finetune_captioning": (Help(),),
 }
 
 # ------------------------------------------------------------------------------------------- README parsing

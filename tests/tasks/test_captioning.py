@@ -163,3 +163,21 @@ def test_run_finetune_end_to_end(data, tiny_init, tmp_path):
     assert len(result["predictions"]["test"]) == 3 and any("val/cider" in h for h in result["history"])
     assert set(result["predictions"]["test"][0]) == {"image_id", "caption"}
     assert load_task_checkpoint(result["checkpoint"]).task == "captioning"
+
+
+def test_noise_seed_feeds_noise_instead_of_the_images(data, tokenizer, tiny_init):
+    """The blind check of benchmarks/blind_baselines.py must really hide the images, reproducibly."""
+    model = TASK.build_model(load_backbone(tiny_init), params(), data).eval()
+    loader = eval_loader(TASK, "val", data, tokenizer, params(), IMAGE_ROOT)
+    seen = []
+    handle = model.xfm.vision_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        TASK.predict(model, loader, params())
+        first = TASK.predict(model, loader, params(), noise_seed=3)
+        second = TASK.predict(model, loader, params(), noise_seed=3)
+    handle.remove()
+    n = len(seen) // 3
+    real_images, noise_images, noise_again = torch.cat(seen[:n]), torch.cat(seen[n : 2 * n]), torch.cat(seen[2 * n :])
+    assert real_images.shape == noise_images.shape and not torch.allclose(real_images, noise_images)
+    torch.testing.assert_close(noise_images, noise_again)
+    assert first == second and [p["image_id"] for p in first] == [r["image_id"] for r in data["val"]]

@@ -147,7 +147,8 @@ class CaptioningTask(Task):
         return {"loss": loss, "loss_caption": loss.detach()}
 
     @torch.no_grad()
-    def predict(self, model: CaptioningModel, loader, params: TaskParams) -> list[dict[str, Any]]:
+    def predict(self, model: CaptioningModel, loader, params: TaskParams, noise_seed: int | None = None) -> list[dict[str, Any]]:
+        """Beam-search a caption per image; ``noise_seed`` replaces each image by N(0, 1) noise (blind check)."""
         from xfm_pipeline.model.decoder import BeamConfig, beam_search
 
         opts = self.options(params)
@@ -157,11 +158,13 @@ class CaptioningTask(Task):
         eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         device = common.model_device(model)
+        generator = torch.Generator().manual_seed(noise_seed) if noise_seed is not None else None
         was_training = model.training
         model.eval()
         out = []
         for batch in loader:
-            context, context_atts = model.image_context(batch["images"].to(device))
+            images = batch["images"] if generator is None else torch.randn(batch["images"].shape, generator=generator)
+            context, context_atts = model.image_context(images.to(device))
             generated = beam_search(model.decoder, prompt, context, context_atts, eos, pad, beam)
             for image_id, ids in zip(batch["image_id"], generated, strict=True):
                 out.append({"image_id": image_id, "caption": tokenizer.decode(ids, skip_special_tokens=True).strip()})
