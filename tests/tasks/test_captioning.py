@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from understanding_fixtures import IMAGE_ROOT, load_backbone, one_thread, tiny_init, tokenizer, train_steps, validated, write_data_dir  # noqa: F401
+from understanding_fixtures import IMAGE_ROOT, assert_noise_hid_the_images, load_backbone, one_thread, tiny_init, tokenizer, train_steps, validated, vision_inputs, write_data_dir  # noqa: F401
 
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.jobs.finetune import eval_loader
@@ -169,15 +169,9 @@ def test_noise_seed_feeds_noise_instead_of_the_images(data, tokenizer, tiny_init
     """The blind check of benchmarks/blind_baselines.py must really hide the images, reproducibly."""
     model = TASK.build_model(load_backbone(tiny_init), params(), data).eval()
     loader = eval_loader(TASK, "val", data, tokenizer, params(), IMAGE_ROOT)
-    seen = []
-    handle = model.xfm.vision_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
-    with torch.no_grad():
+    with torch.no_grad(), vision_inputs(model) as seen:
         TASK.predict(model, loader, params())
         first = TASK.predict(model, loader, params(), noise_seed=3)
         second = TASK.predict(model, loader, params(), noise_seed=3)
-    handle.remove()
-    n = len(seen) // 3
-    real_images, noise_images, noise_again = torch.cat(seen[:n]), torch.cat(seen[n : 2 * n]), torch.cat(seen[2 * n :])
-    assert real_images.shape == noise_images.shape and not torch.allclose(real_images, noise_images)
-    torch.testing.assert_close(noise_images, noise_again)
+    assert_noise_hid_the_images(seen)
     assert first == second and [p["image_id"] for p in first] == [r["image_id"] for r in data["val"]]

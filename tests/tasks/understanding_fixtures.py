@@ -5,6 +5,7 @@ Import into a test module with ``from understanding_fixtures import tiny_init, t
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -82,3 +83,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def vision_inputs(model):
+    """Collect every image batch the task model's vision encoder receives (a forward pre-hook)."""
+    seen: list = []
+    handle = model.xfm.vision_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def assert_noise_hid_the_images(seen: list) -> None:
+    """``seen`` holds three equal passes over a split: real images, noise with a seed, the same seed again."""
+    import torch
+
+    n = len(seen) // 3
+    real, noise, noise_again = torch.cat(seen[:n]), torch.cat(seen[n : 2 * n]), torch.cat(seen[2 * n :])
+    assert real.shape == noise.shape and not torch.allclose(real, noise)
+    torch.testing.assert_close(noise, noise_again)
