@@ -33,8 +33,9 @@ def test_masks_follow_the_global_seed_and_have_the_requested_shape():
     assert a.shape == (5, 7, 3) and torch.equal(a, b)
     assert not torch.equal(a, keep_mask((5, 7, 3), 0.3))
     assert keep_mask((4, 4), 0.0).eq(1).all()
-    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
-        keep_mask((3,), 1.0)
+    for p in (1.0, 1 - 2**-17, -0.1):
+        with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+            keep_mask((3,), p)
 
 
 def test_dropout_gradient_is_the_mask_and_eval_is_the_identity():
@@ -49,7 +50,7 @@ def test_dropout_gradient_is_the_mask_and_eval_is_the_identity():
     assert dropout(x, 0.25, training=False) is x
     module = Dropout(0.25).eval()
     assert module(x) is x
-    assert dropout(x, 1.0).eq(0).all()
+    assert dropout(x, 1.0).eq(0).all() and dropout(x, 1 - 2**-17).shape == x.shape  # F.dropout near 1
 
 
 def test_replace_dropout_swaps_the_text_encoders_modules_without_touching_weights():

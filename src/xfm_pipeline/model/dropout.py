@@ -24,12 +24,12 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype 
 
     Args:
         shape: the shape of the tensor to drop elements of.
-        p: drop probability in [0, 1).
+        p: drop probability in [0, 1 - 2**-16], so that it does not round to 1.
         dtype: floating dtype of the mask.
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    threshold = round(p * _LEVELS)  # slices below it are dropped
+    threshold = round(p * _LEVELS) if 0.0 <= p < 1.0 else -1  # slices below it are dropped
+    if not 0 <= threshold < _LEVELS:
+        raise ValueError(f"dropout probability must be in [0, 1) and not round to 1 at 15 bits, got {p}")
     n = 1
     for size in shape:
         n *= size
@@ -43,7 +43,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``F.dropout(x, p, training)``, with :func:`keep_mask` on CPU."""
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0:
+    if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS:  # p = 1 or within 2**-16 of it
         return F.dropout(x, p, True)
     return x * keep_mask(x.shape, p, x.dtype)
 
