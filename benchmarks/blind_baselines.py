@@ -34,11 +34,15 @@ def grounding_baseline(refs_file: Path) -> dict[str, float]:
 
 def captioning_baseline(caption_dir: Path, candidates: int = 20) -> dict[str, object]:
     """The constant caption chosen on validation CIDEr and its metrics on ``val_gt.json`` / ``test_gt.json``."""
+    from xfm_pipeline.data.formats.captioning import parse_caption_train, parse_coco_caption_gt
     from xfm_pipeline.metrics.baselines import frequent_captions
     from xfm_pipeline.metrics.captioning import caption_metrics
 
-    references = {split: _references(caption_dir / f"{split}_gt.json") for split in ("val", "test")}
-    train = [r["caption"] for r in json.loads((caption_dir / "train.json").read_text())]
+    references = {
+        split: parse_coco_caption_gt(json.loads((caption_dir / f"{split}_gt.json").read_text()), f"captioning/{split}_gt").refs
+        for split in ("val", "test")
+    }
+    train = [r.caption for r in parse_caption_train(json.loads((caption_dir / "train.json").read_text()))]
 
     def cider(caption: str) -> float:
         predictions = dict.fromkeys(references["val"], caption)
@@ -51,27 +55,18 @@ def captioning_baseline(caption_dir: Path, candidates: int = 20) -> dict[str, ob
     return out
 
 
-def _references(gt_file: Path) -> dict[int, list[str]]:
-    gt = json.loads(gt_file.read_text())
-    references: dict[int, list[str]] = {image["id"]: [] for image in gt["images"]}
-    for annotation in gt["annotations"]:
-        references[annotation["image_id"]].append(annotation["caption"])
-    return references
-
-
 def captioning_noise_check(checkpoint: str, caption_dir: Path, image_root: str, split: str = "test") -> dict[str, object]:
     """Metrics of a fine-tuned captioner on ``split`` with the real images and with N(0, 1) noise images."""
     import torch
 
-    from xfm_pipeline.config import from_dict
     from xfm_pipeline.jobs.finetune import eval_loader
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
-    from xfm_pipeline.tasks.base import TaskParams, load_task_checkpoint
+    from xfm_pipeline.tasks.base import load_task_checkpoint, load_task_params
     from xfm_pipeline.tasks.captioning import TASK
 
     data = {key: json.loads((caption_dir / f"{key}.json").read_text()) for key in ("train", split, f"{split}_gt")}
     model = load_task_checkpoint(checkpoint, data).eval()
-    params = from_dict(TaskParams, json.loads((Path(checkpoint) / "config.json").read_text())["params"])
+    params = load_task_params(checkpoint)
     loader = eval_loader(TASK, split, data, load_checkpoint_tokenizer(checkpoint), params, image_root)
     with torch.no_grad():
         real = TASK.evaluate(TASK.predict(model, loader, params), split, data)

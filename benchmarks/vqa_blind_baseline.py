@@ -34,7 +34,7 @@ def main() -> None:
 
     from xfm_pipeline.jobs.finetune import eval_loader
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
-    from xfm_pipeline.tasks.base import load_task_checkpoint
+    from xfm_pipeline.tasks.base import load_task_checkpoint, load_task_params
     from xfm_pipeline.tasks.vqa import TASK, noise_image_accuracy
 
     torch.set_num_threads(args.threads)
@@ -43,7 +43,7 @@ def main() -> None:
     if args.limit:
         data[args.split] = data[args.split][: args.limit]
     model = load_task_checkpoint(args.checkpoint, data).eval()
-    params = _params(args.checkpoint)
+    params = load_task_params(args.checkpoint)
     loader = eval_loader(TASK, args.split, data, load_checkpoint_tokenizer(args.checkpoint), params, args.image_root)
     start = time.perf_counter()
     with torch.no_grad():
@@ -54,13 +54,6 @@ def main() -> None:
     report["text_prior"] = _baseline(metadata, "vqa_text_prior_test")
     report["question_prior"] = _baseline(metadata, "vqa_question_prior_test")
     print(json.dumps({**report, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
-
-
-def _params(checkpoint: str):
-    from xfm_pipeline.config import from_dict
-    from xfm_pipeline.tasks.base import TaskParams
-
-    return from_dict(TaskParams, json.loads((Path(checkpoint) / "config.json").read_text())["params"])
 
 
 def _baseline(metadata: Path, key: str):

@@ -107,14 +107,14 @@ def test_blind_baselines_benchmark_reads_the_annotation_files(tmp_path):
     assert bench.grounding_baseline(tmp_path / "refs.json") == {"testA": 0.0, "val": 1.0}
 
     train = ["a red circle"] * 3 + ["two blue squares"] * 2 + ["a green triangle"]
-    (tmp_path / "train.json").write_text(json.dumps([{"caption": c} for c in train]))
+    (tmp_path / "train.json").write_text(json.dumps([{"image": f"{i}.jpg", "image_id": i, "caption": c} for i, c in enumerate(train)]))
     for split in ("val", "test"):
         gt = {
             "images": [{"id": 1}, {"id": 2}, {"id": 3}],
             "annotations": [
-                {"image_id": 1, "caption": "two blue squares"},
-                {"image_id": 2, "caption": "two blue squares near a circle"},
-                {"image_id": 3, "caption": "a red circle"},
+                {"id": 10, "image_id": 1, "caption": "two blue squares"},
+                {"id": 20, "image_id": 2, "caption": "two blue squares near a circle"},
+                {"id": 30, "image_id": 3, "caption": "a red circle"},
             ],
         }
         (tmp_path / f"{split}_gt.json").write_text(json.dumps(gt))

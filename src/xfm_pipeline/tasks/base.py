@@ -112,14 +112,26 @@ def load_task_checkpoint(directory: str | Path, data: dict[str, Any] | None = No
 
     from xfm_pipeline.config import from_dict
     from xfm_pipeline.model import XFM, XFMConfig
-    from xfm_pipeline.model.checkpoint import CheckpointError
     from xfm_pipeline.tasks.registry import get_task
 
     directory = Path(directory)
+    meta = _task_checkpoint_meta(directory)
+    model = get_task(meta["task"]).build_model(XFM(from_dict(XFMConfig, meta["model"])), load_task_params(directory), data or {})
+    load_model(model, str(directory / "model.safetensors"), strict=True)
+    return model
+
+
+def load_task_params(directory: str | Path) -> TaskParams:
+    """The fine-tuning parameters a task checkpoint was trained with (its ``config.json``)."""
+    from xfm_pipeline.config import from_dict
+
+    return from_dict(TaskParams, _task_checkpoint_meta(Path(directory))["params"])
+
+
+def _task_checkpoint_meta(directory: Path) -> dict[str, Any]:
+    from xfm_pipeline.model.checkpoint import CheckpointError
+
     meta = json.loads((directory / "config.json").read_text())
     if meta.get("format") != TASK_FORMAT:
         raise CheckpointError(f"{directory}: not a task checkpoint (format {meta.get('format')!r})")
-    params = from_dict(TaskParams, meta["params"])
-    model = get_task(meta["task"]).build_model(XFM(from_dict(XFMConfig, meta["model"])), params, data or {})
-    load_model(model, str(directory / "model.safetensors"), strict=True)
-    return model
+    return meta
