@@ -4,10 +4,17 @@ The image-text step runs the real objective (ITC + ITM with hard negatives + ima
 MIM) forward and backward plus the AdamW update, on random inputs of the paper's shapes (224 px for
 base, 30-token texts). FLOPs are counted with ``torch.utils.flop_counter`` (matmul FLOPs of forward
 and backward); the fp32 matmul peak of this machine is measured in the same run, and MFU is their
-ratio. Usage:
+ratio. The machines this runs on are shared and their speed drifts within minutes, so the peak is
+measured right after every timed step (best n x n GEMM in a short window) and each step's MFU is taken
+against the peak next to it; the figures are the median and the best of those paired ratios, and the
+ratio to the median GEMM of each window (what a GEMM sustains there rather than its best burst).
+``--reference beit`` also times timm's BEiT-B/16 alone (fwd+bwd+AdamW, same batch), alternating with
+the X-FM step, and prints the ratio of their FLOP rates per round: a known-efficient model measured
+under the same conditions. Usage:
 
     python benchmarks/pretrain_step.py --preset tiny --batch 8
     python benchmarks/pretrain_step.py --preset base --batch 8 --steps 3
+    python benchmarks/pretrain_step.py --preset base --batch 8 --steps 3 --reference beit
     python benchmarks/pretrain_step.py --preset base --batch 8 --steps 3 --malloc default  # glibc as it comes
 
 The training loop keeps freed memory in the process (``training.host_memory``); ``--malloc default`` measures
@@ -21,26 +28,103 @@ import os
 import resource
 import statistics
 import time
+from dataclasses import dataclass
+from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-def matmul_peak_flops(device: str, n: int = 4096, seconds: float = 3.0) -> float:
-    """Best fp32 GEMM throughput (FLOP/s) over repeated n x n products (TF32 disabled on GPUs)."""
+def matmul_throughputs(device: str, n: int = 4096, seconds: float = 2.0, min_products: int = 3) -> list[float]:
+    """fp32 GEMM throughputs (FLOP/s) of n x n products repeated for ``seconds`` (at least
+    ``min_products`` of them; TF32 disabled on GPUs)."""
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    best = 0.0
+    rates: list[float] = []
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    while len(rates) < min_products or time.perf_counter() < end:
         _sync(device)
         start = time.perf_counter()
         a @ b
         _sync(device)
-        best = max(best, 2 * n**3 / (time.perf_counter() - start))
-    return best
+        rates.append(2 * n**3 / (time.perf_counter() - start))
+    return rates
+
+
+@dataclass
+class StepRun:
+    """One timed step and the matmul throughput measured right after it."""
+
+    seconds: float
+    peak: float  # best GEMM FLOP/s in the window after the step
+    sustained: float  # median GEMM FLOP/s in that window
+    faults: int  # minor page faults during the step
+    system: float  # system CPU seconds during the step
+
+
+def count_flops(step) -> int:
+    """Warm ``step`` up once, then count the matmul FLOPs of one call (fwd + bwd)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step()  # warm-up (allocations, kernels)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def timed_steps(steps: dict[str, Callable[[], None]], n: int, device: str) -> dict[str, list[StepRun]]:
+    """``n`` rounds; each round times every step of ``steps`` in turn (interleaved, so that all of them
+    see the same machine), each followed by a matmul-throughput window."""
+    runs: dict[str, list[StepRun]] = {label: [] for label in steps}
+    for _ in range(n):
+        for label, step in steps.items():
+            _sync(device)
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            seconds = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            rates = matmul_throughputs(device)
+            run = StepRun(seconds, max(rates), statistics.median(rates), after.ru_minflt - usage.ru_minflt, after.ru_stime - usage.ru_stime)
+            runs[label].append(run)
+    return runs
+
+
+def print_mfu(label: str, flops: int, runs: list[StepRun]) -> None:
+    """Each step's FLOP/s over the GEMM throughput measured right after it (its best and its median)."""
+    best = [flops / r.seconds / r.peak for r in runs]
+    sustained = [flops / r.seconds / r.sustained for r in runs]
+    peaks = [r.peak / 1e12 for r in runs]
+    print(
+        f"{label}: fp32 matmul peak next to each step {min(peaks):.3f}-{max(peaks):.3f} TFLOP/s; "
+        f"MFU = {statistics.median(best):.1%} (median of per-step ratios), {max(best):.1%} (best step); "
+        f"against the median GEMM of each window: {statistics.median(sustained):.1%}"
+    )
+
+
+def beit_reference(batch: int, device: str, autocast):
+    """A step of timm's BEiT-B/16 alone (random init, 224 px): fwd + bwd + AdamW."""
+    import timm
+    import torch
+
+    from xfm_pipeline.training.optim import create_optimizer, param_groups
+
+    model = timm.create_model("beit_base_patch16_224", pretrained=False).to(device).train()
+    optimizer = create_optimizer(param_groups(model, 1e-4, 0.01))
+    images = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
+
+    def step() -> None:
+        with autocast:
+            loss = model.forward_features(images).float().pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
 
 
 def _sync(device: str) -> None:
@@ -80,7 +164,6 @@ def image_text_batch(model, batch: int, seq: int, device: str):
 
 def main() -> None:
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from xfm_pipeline.model import XFM, build_config
     from xfm_pipeline.objectives.pretrain import XFMPretrainObjective
@@ -94,6 +177,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="bf16 = autocast (GPUs)")
     parser.add_argument("--malloc", default="keep", choices=["keep", "default"], help="keep = as the training loop")
+    parser.add_argument("--reference", default="none", choices=["none", "beit"], help="beit = also time timm's BEiT-B/16 alone")
     args = parser.parse_args()
     if args.malloc == "keep":
         from xfm_pipeline.training.host_memory import keep_freed_memory
@@ -114,39 +198,32 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up (allocations, kernels)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    flops = counter.get_total_flops()
-    times, faults, system = [], [], []
-    for _ in range(args.steps):
-        _sync(args.device)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        start = time.perf_counter()
-        step()
-        _sync(args.device)
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        faults.append(after.ru_minflt - usage.ru_minflt)
-        system.append(after.ru_stime - usage.ru_stime)
-    med = statistics.median(times)
-    peak = matmul_peak_flops(args.device)
-    if args.device == "cuda":
+    flops = count_flops(step)
+    if args.device == "cuda":  # before a reference model exists
         memory = torch.cuda.max_memory_allocated() / 2**30
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    steps = {"xfm": step}
+    if args.reference == "beit":
+        steps["beit"] = beit_reference(args.batch, args.device, autocast)
+        ref_flops = count_flops(steps["beit"])
+    runs = timed_steps(steps, args.steps, args.device)
+    xfm = runs["xfm"]
     params = sum(p.numel() for p in model.parameters())
     print(f"preset={args.preset} params={params:,} device={args.device} dtype={args.dtype} threads={torch.get_num_threads()}")
     print(f"batch={args.batch} image={model.config.vision.image_size}px seq={args.seq} objectives=ITC+ITM+IMLM+MIM (+AdamW)")
-    print(f"step time: median {med:.3f} s (min {min(times):.3f}, {args.steps} steps); {args.batch / med:.2f} samples/s")
-    print(f"per step: {statistics.median(faults):,.0f} minor page faults, {statistics.median(system):.2f} s system time (malloc={args.malloc})")
+    med = statistics.median(r.seconds for r in xfm)
+    print(f"step time: median {med:.3f} s (min {min(r.seconds for r in xfm):.3f}, {args.steps} steps); {args.batch / med:.2f} samples/s")
+    print(f"per step: {statistics.median(r.faults for r in xfm):,.0f} minor page faults, {statistics.median(r.system for r in xfm):.2f} s system time (malloc={args.malloc})")
     print(f"peak memory: {memory:.2f} GiB ({'GPU allocated' if args.device == 'cuda' else 'process max RSS'})")
     print(f"FLOPs per step (fwd+bwd, flop_counter): {flops / 1e12:.3f} TFLOP; achieved {flops / med / 1e12:.3f} TFLOP/s")
-    print(
-        f"fp32 matmul peak measured in this run: {peak / 1e12:.3f} TFLOP/s; "
-        f"MFU = {flops / med / peak:.1%} (median step), {flops / min(times) / peak:.1%} (fastest step)"
-    )
+    print_mfu("X-FM step", flops, xfm)
+    if args.reference == "beit":
+        ref = runs["beit"]
+        print(f"reference, timm BEiT-B/16 fwd+bwd+AdamW (batch {args.batch}, interleaved): median {statistics.median(r.seconds for r in ref):.3f} s, {ref_flops / 1e12:.3f} TFLOP")
+        print_mfu("reference", ref_flops, ref)
+        ratios = [(flops / x.seconds) / (ref_flops / r.seconds) for x, r in zip(xfm, ref, strict=True)]
+        print(f"X-FM step FLOP/s / BEiT-B FLOP/s, per round: {', '.join(f'{q:.2f}' for q in ratios)}; median {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":

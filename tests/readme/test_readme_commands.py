@@ -171,6 +171,10 @@ COMMANDS: dict[str, tuple] = {
     # benchmarks
     "python benchmarks/pretrain_step.py --preset tiny --batch 8": (Help(),),
     "python benchmarks/pretrain_step.py --preset base --batch 8 --steps 3": (Help(),),
+    "python benchmarks/pretrain_step.py --preset base --batch 8 --steps 5 --reference beit": (
+        Help(),
+        Covered("tests/benchmarks/test_pretrain_step.py::test_steps_alternate_and_each_gets_its_own_window", "the interleaved timing of --reference"),
+    ),
     "python benchmarks/vision_stem.py --steps 300": (Help(),),
     "python benchmarks/vqa_blind_baseline.py --checkpoint data/06_models/finetune_vqa --split test": (Help(),),
     "python benchmarks/blind_baselines.py --captioning-checkpoint data/06_models/finetune_captioning": (Help(),),

@@ -1,0 +1,49 @@
+"""benchmarks/pretrain_step.py: interleaved timing and MFU against the peak measured next to each step."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "pretrain_step.py"
+    spec = importlib.util.spec_from_file_location("pretrain_step", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_steps_alternate_and_each_gets_its_own_window(bench, monkeypatch):
+    calls = []
+    windows = iter([[1.0, 4.0, 2.0], [3.0, 3.0, 9.0], [5.0, 6.0, 7.0], [2.0, 2.0, 2.0]])
+    monkeypatch.setattr(bench, "matmul_throughputs", lambda device: calls.append("gemm") or next(windows))
+    steps = {"xfm": lambda: calls.append("xfm"), "beit": lambda: calls.append("beit")}
+
+    runs = bench.timed_steps(steps, 2, "cpu")
+
+    assert calls == ["xfm", "gemm", "beit", "gemm", "xfm", "gemm", "beit", "gemm"]
+    assert [(r.peak, r.sustained) for r in runs["xfm"]] == [(4.0, 2.0), (7.0, 6.0)]
+    assert [(r.peak, r.sustained) for r in runs["beit"]] == [(9.0, 3.0), (2.0, 2.0)]
+    assert all(r.seconds >= 0 for rs in runs.values() for r in rs)
+
+
+def test_mfu_pairs_each_step_with_its_own_peak(bench, capsys):
+    runs = [bench.StepRun(seconds=2.0, peak=10.0, sustained=8.0, faults=0, system=0.0),  # 10 FLOP/s: 100%, 125%
+            bench.StepRun(seconds=4.0, peak=8.0, sustained=5.0, faults=0, system=0.0),  # 5 FLOP/s: 62.5%, 100%
+            bench.StepRun(seconds=5.0, peak=5.0, sustained=4.0, faults=0, system=0.0)]  # 4 FLOP/s: 80%, 100%
+    bench.print_mfu("X-FM step", 20, runs)
+    out = capsys.readouterr().out
+    assert "MFU = 80.0% (median of per-step ratios), 100.0% (best step)" in out
+    assert "against the median GEMM of each window: 100.0%" in out
+
+
+def test_matmul_throughputs_times_at_least_the_minimum_number_of_products(bench):
+    rates = bench.matmul_throughputs("cpu", n=64, seconds=0.0, min_products=3)
+    assert len(rates) == 3 and all(r > 0 for r in rates)
