@@ -51,6 +51,18 @@ def test_every_stream_and_objective_runs(pretrain_world, init_dir, tmp_path):
     assert Path(result["final_checkpoint"], "config.json").is_file()
 
 
+def test_a_new_run_prunes_older_run_directories_and_keep_runs_is_not_part_of_the_key(pretrain_world, init_dir, tmp_path):
+    first = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "out", steps=1, streams=("image_only",))))
+    first_dir = Path(first["final_checkpoint"]).parent
+    second = run_pretraining(_config(pretrain_world, init_dir, {**_params(tmp_path / "out", steps=1, streams=("image_only",), lr=1e-4), "keep_runs": 1}))
+    second_dir = Path(second["final_checkpoint"]).parent
+
+    assert second_dir != first_dir and not first_dir.exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [second_dir.name]
+    again = run_pretraining(_config(pretrain_world, init_dir, {**_params(tmp_path / "out", steps=1, streams=("image_only",), lr=1e-4), "keep_runs": 5}))
+    assert Path(again["final_checkpoint"]).parent == second_dir and again["resumed_from"] is not None
+
+
 @pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
 def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_path, sharding):
     # ITM draws hard negatives from the LOCAL batch (as the paper does), so a 2-process run legitimately

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,6 +128,11 @@ def test_run_finetune_end_to_end_and_zero_shot(data, tiny_init, tmp_path):
     assert set(result["metrics"]) == {"val", "test"} and "r_mean" in result["metrics"]["test"]
     assert any("val/r_mean" in h for h in result["history"])
     assert load_task_checkpoint(result["checkpoint"]).task == "retrieval"
+    first_run = Path(result["checkpoint"]).parent
+
+    # another run in the same output directory with keep_runs 1 removes the first one
+    again = run_finetune({**job, "params": {**p, "seed": 1}, "keep_runs": 1, "data_dir": str(write_data_dir(tmp_path / "data", data)), "output_dir": str(tmp_path / "out")})
+    assert [d.name for d in (tmp_path / "out").iterdir()] == [Path(again["checkpoint"]).parent.name] != [first_run.name]
 
     # zero-shot: evaluation only, no train split in the data
     zero = {k: v for k, v in data.items() if k != "train"}

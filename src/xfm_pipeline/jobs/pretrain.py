@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from xfm_pipeline.config import from_dict, to_dict
-from xfm_pipeline.jobs.resume import run_directory
+from xfm_pipeline.jobs.resume import prune_runs, run_directory
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class PretrainParams:
     loop: dict[str, Any] = field(default_factory=dict)  # training.loop.LoopConfig fields
     num_workers: int = 0  # DataLoader workers per rank
     output_dir: str = "data/06_models/pretrain_run"  # run-<key>/ checkpoints: same params+inputs resume
+    keep_runs: int = 2  # run-<key>/ directories kept after a run (the oldest are deleted; 0 = keep all)
     distributed: dict[str, Any] = field(default_factory=dict)  # training.launch.DistributedConfig fields
 
     def streams(self) -> dict[str, StreamParams]:
@@ -84,9 +85,11 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
 
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
     inputs = [Path(config["init_dir"]) / "model.safetensors", *(Path(config["records_dir"]) / f"{n}.jsonl" for n in streams)]
-    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers")}
+    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers", "keep_runs")}
     run_dir = run_directory(params.output_dir, key_params, inputs)
     result = train(model, objective, streams, loop_config, run_dir, accelerator, write_metadata=metadata, on_log=on_log)
+    if accelerator.is_main_process:
+        prune_runs(run_dir, params.keep_runs)
     return {"final_checkpoint": result.final_checkpoint, "step": result.step, "history": result.history, "resumed_from": result.resumed_from}
 
 

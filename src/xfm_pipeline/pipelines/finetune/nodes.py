@@ -25,7 +25,8 @@ def _plain(value: Any) -> Any:
 def finetune(init, params: dict[str, Any], image_root: str, **data):
     """Fine-tune (or only evaluate) one task from ``init``; returns checkpoint dir, metrics, predictions, history.
 
-    ``params`` = ``{task: <registered task>, ...TaskParams fields..., distributed: {...}, output_dir, official_checkpoint}``.
+    ``params`` = ``{task: <registered task>, ...TaskParams fields..., distributed: {...}, output_dir, official_checkpoint,
+    keep_runs}`` (``keep_runs``: finished ``run-<key>`` directories kept under ``output_dir``, default 2, 0 = all).
     Metrics are flat ``{"val/<metric>": x, "test/<metric>": y}`` (paper names), predictions per split.
     """
     from xfm_pipeline.model.checkpoint import save_pretrained
@@ -38,6 +39,7 @@ def finetune(init, params: dict[str, Any], image_root: str, **data):
     output_dir = Path(params.pop("output_dir"))
     dist = from_dict(DistributedConfig, params.pop("distributed", {}), path="finetune.distributed")
     official = params.pop("official_checkpoint", None)
+    keep_runs = int(params.pop("keep_runs", 2))  # run-<key> directories kept (0 = all); not part of the run key
     run_dir = output_dir / "job"
     model = init.model
     if official:
@@ -55,6 +57,7 @@ def finetune(init, params: dict[str, Any], image_root: str, **data):
         "data_dir": str(data_dir),
         "image_root": image_root,
         "output_dir": str(output_dir / "train"),
+        "keep_runs": keep_runs,
         "run_id": os.environ.get("XFM_MLFLOW_RUN_ID"),
     }
     result = run_job("xfm_pipeline.jobs.finetune:run_finetune", config, run_dir, dist)
