@@ -35,6 +35,25 @@ def test_round_trip_is_exact(tiny_model, tmp_path):
     assert load_checkpoint_tokenizer(tmp_path / "ckpt")("a red circle")["input_ids"] == tokenizer("a red circle")["input_ids"]
 
 
+def test_weights_file_bytes_depend_on_the_weights_alone(tiny_model, tmp_path):
+    # safetensors' save_model writes one header entry per tied alias, in random order; save_weights must
+    # give the same bytes every time (run keys and DVC hash these files).
+    from safetensors import safe_open
+
+    from xfm_pipeline.model.checkpoint import save_weights, tied_aliases
+
+    files = [tmp_path / f"w{i}.safetensors" for i in range(6)]
+    for f in files:
+        save_weights(tiny_model, f)
+    assert len({f.read_bytes() for f in files}) == 1
+    aliases = tied_aliases(tiny_model)
+    assert len(aliases) >= 2  # MiniLM's decoder weight and bias
+    with safe_open(str(files[0]), "pt") as fh:
+        assert json.loads(fh.metadata()["tied"]) == aliases
+        assert not set(aliases) & set(fh.keys())  # each tied tensor stored once, under its first name
+        assert set(aliases.values()) <= set(fh.keys())
+
+
 def test_config_is_self_contained(tiny_model, tmp_path):
     save_pretrained(tiny_model, tmp_path / "ckpt", extra={"step": 7})
     meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())

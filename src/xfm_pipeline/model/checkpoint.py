@@ -79,12 +79,27 @@ def model_config_dict(model) -> dict[str, Any]:
     return cfg
 
 
+def save_weights(model, path: str | Path) -> None:
+    """Write ``model``'s state dict to a safetensors file whose bytes depend on the weights alone.
+
+    Like ``safetensors.torch.save_model``, a tied tensor is stored once, under its first name in state-dict
+    order; loaders that know the model (``load_pretrained``, ``safetensors.torch.load_model``) restore the
+    aliases. ``save_model`` also lists every alias as its own header metadata entry, and safetensors
+    writes a multi-entry metadata map in random order: the same weights hashed differently from save to
+    save, which changed run keys (finished runs retrained) and DVC hashes. Here the aliases are one
+    entry, ``tied``, a JSON object with sorted keys.
+    """
+    from safetensors.torch import save_file
+
+    aliases = tied_aliases(model)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k not in aliases}
+    save_file(state, str(path), metadata={"tied": json.dumps(aliases, sort_keys=True)})
+
+
 def write_pretrained(model, directory: Path, tokenizer=None, extra: dict[str, Any] | None = None) -> None:
     """Write weights, config (and tokenizer) into an existing directory (not atomic; see save_pretrained)."""
-    from safetensors.torch import save_model
-
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": model_config_dict(model), "extra": extra or {}}
-    save_model(model, str(directory / WEIGHTS_NAME))
+    save_weights(model, directory / WEIGHTS_NAME)
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
     (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -153,15 +168,22 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     return model
 
 
+def tied_aliases(model) -> dict[str, str]:
+    """``{alias: first name}`` for state-dict keys that name a tensor already present under an earlier
+    name (tied weights), in state-dict order."""
+    first: dict[int, str] = {}
+    aliases = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in first:
+            aliases[name] = first[id(tensor)]
+        else:
+            first[id(tensor)] = name
+    return aliases
+
+
 def tied_keys(model) -> set[str]:
     """State-dict keys that alias a tensor already present under another name (tied weights)."""
-    seen: set[int] = set()
-    tied = set()
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        if id(tensor) in seen:
-            tied.add(name)
-        seen.add(id(tensor))
-    return tied
+    return set(tied_aliases(model))
 
 
 def load_checkpoint_tokenizer(directory: str | Path):

@@ -94,13 +94,11 @@ TASK_FORMAT = "xfm_pipeline/task-checkpoint"
 
 def write_task_checkpoint(model: TaskModel, directory: Path, params: TaskParams, tokenizer=None) -> None:
     """Write a task model into an existing directory: weights, config (backbone + task) and tokenizer."""
-    from safetensors.torch import save_model
-
     from xfm_pipeline.config import to_dict
-    from xfm_pipeline.model.checkpoint import model_config_dict
+    from xfm_pipeline.model.checkpoint import model_config_dict, save_weights
 
     meta = {"format": TASK_FORMAT, "version": 1, "task": model.task, "params": to_dict(params), "model": model_config_dict(model.xfm)}
-    save_model(model, str(directory / "model.safetensors"))
+    save_weights(model, directory / "model.safetensors")
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory / "tokenizer"))
     (directory / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))

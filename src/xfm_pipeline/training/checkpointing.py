@@ -39,12 +39,12 @@ def save_training_checkpoint(
 ) -> Path:
     """Atomically write ``model`` weights, ``state`` (optimizer, scheduler, step, positions) and metadata
     (``write_metadata(directory, model)``)."""
-    from safetensors.torch import save_model
+    from xfm_pipeline.model.checkpoint import save_weights
 
     def write(tmp: Path) -> None:
         if write_metadata is not None:
             write_metadata(tmp, model)
-        save_model(model, str(tmp / WEIGHTS))
+        save_weights(model, tmp / WEIGHTS)
         torch.save(state, tmp / STATE)
 
     return atomic_directory_write(directory, write)
