@@ -57,3 +57,22 @@ def tiny_checkpoint_without_dropout(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny_no_dropout") / "ckpt"
     save_pretrained(model, directory, tokenizer=load_tokenizer("all-minilm-l6-v2"))
     return directory
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):
+    """``benchmark_module("pretrain_step")`` imports ``benchmarks/pretrain_step.py`` (not a package) for the
+    test; it is registered in ``sys.modules`` meanwhile, where dataclasses look their module up."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 
-@pytest.fixture(scope="module")
-def bench():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "pretrain_step.py"
-    spec = importlib.util.spec_from_file_location("pretrain_step", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+@pytest.fixture
+def bench(benchmark_module):
+    return benchmark_module("pretrain_step")
 
 
 def test_steps_alternate_and_each_gets_its_own_window(bench, monkeypatch):

@@ -87,15 +87,10 @@ def test_frequent_captions_normalise_and_rank_by_count():
         frequent_captions([], 3)
 
 
-def test_blind_baselines_benchmark_reads_the_annotation_files(tmp_path):
-    import importlib.util
+def test_blind_baselines_benchmark_reads_the_annotation_files(tmp_path, benchmark_module):
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "blind_baselines.py"
-    spec = importlib.util.spec_from_file_location("blind_baselines", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_module("blind_baselines")
 
     refs = [
         {"bbox": [0, 0, 10, 10], "split": "train"},

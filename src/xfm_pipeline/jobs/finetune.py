@@ -45,7 +45,7 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     params = from_dict(TaskParams, config["params"], path=f"finetune_{task.name}")
     data = load_data(config["data_dir"])
     image_root = config["image_root"]
-    from xfm_pipeline.jobs.resume import prune_runs, run_directory
+    from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, prune_runs, run_directory
 
     inputs = [Path(config["init_dir"]) / "model.safetensors", *sorted(Path(config["data_dir"]).glob("*.json"))]
     output_dir = run_directory(config["output_dir"], {"task": config["task"], **config["params"]}, inputs)
@@ -88,7 +88,7 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
             reused_val = validated.get(result.best_step)  # None when validated before a resume
     if not accelerator.is_main_process:
         return {}
-    prune_runs(output_dir, config.get("keep_runs", 2))
+    prune_runs(output_dir, config.get("keep_runs", DEFAULT_KEEP_RUNS))
     model.eval()
     metrics, predictions = {}, {}
     for split in task.splits:

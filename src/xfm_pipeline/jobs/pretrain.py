@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from xfm_pipeline.config import from_dict, to_dict
-from xfm_pipeline.jobs.resume import prune_runs, run_directory
+from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, prune_runs, run_directory
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PretrainParams:
     loop: dict[str, Any] = field(default_factory=dict)  # training.loop.LoopConfig fields
     num_workers: int = 0  # DataLoader workers per rank
     output_dir: str = "data/06_models/pretrain_run"  # run-<key>/ checkpoints: same params+inputs resume
-    keep_runs: int = 2  # run-<key>/ directories kept after a run (the oldest are deleted; 0 = keep all)
+    keep_runs: int = DEFAULT_KEEP_RUNS  # run-<key>/ directories kept after a run (the oldest are deleted; 0 = keep all)
     distributed: dict[str, Any] = field(default_factory=dict)  # training.launch.DistributedConfig fields
 
     def streams(self) -> dict[str, StreamParams]:

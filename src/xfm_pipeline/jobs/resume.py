@@ -19,6 +19,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+DEFAULT_KEEP_RUNS = 2  # run-<key> directories a job keeps after a run unless its parameters say otherwise
+
 
 def run_key(params: dict[str, Any], files: Iterable[str | Path]) -> str:
     """A 12-hex-digit key of ``params`` (JSON) and the bytes of ``files`` (in the given order)."""

@@ -26,9 +26,10 @@ def finetune(init, params: dict[str, Any], image_root: str, **data):
     """Fine-tune (or only evaluate) one task from ``init``; returns checkpoint dir, metrics, predictions, history.
 
     ``params`` = ``{task: <registered task>, ...TaskParams fields..., distributed: {...}, output_dir, official_checkpoint,
-    keep_runs}`` (``keep_runs``: finished ``run-<key>`` directories kept under ``output_dir``, default 2, 0 = all).
+    keep_runs}`` (``keep_runs``: finished ``run-<key>`` directories kept under ``output_dir``, default ``DEFAULT_KEEP_RUNS``, 0 = all).
     Metrics are flat ``{"val/<metric>": x, "test/<metric>": y}`` (paper names), predictions per split.
     """
+    from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS
     from xfm_pipeline.model.checkpoint import save_pretrained
     from xfm_pipeline.model.official import load_official_checkpoint
     from xfm_pipeline.training.launch import DistributedConfig, run_job
@@ -39,7 +40,7 @@ def finetune(init, params: dict[str, Any], image_root: str, **data):
     output_dir = Path(params.pop("output_dir"))
     dist = from_dict(DistributedConfig, params.pop("distributed", {}), path="finetune.distributed")
     official = params.pop("official_checkpoint", None)
-    keep_runs = int(params.pop("keep_runs", 2))  # run-<key> directories kept (0 = all); not part of the run key
+    keep_runs = int(params.pop("keep_runs", DEFAULT_KEEP_RUNS))  # run-<key> directories kept (0 = all); not in the run key
     run_dir = output_dir / "job"
     model = init.model
     if official:
