@@ -22,7 +22,7 @@ from xfm_pipeline.training.launch import DistributedConfig, run_job
 def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "region_text", "image_only", "text_only"), objectives=None, lr=3e-4, eps=1e-8, sharding="ddp"):
     stream_params = {
         "image_text": {"batch_size": 4, "max_tokens": 16, "max_masks": 4},
-        "region_text": {"batch_size": 2, "texts_per_image": 2, "max_tokens": 16, "max_masks": 4},
+        "region_text": {"batch_size": 2, "texts_per_image": 2, "fusion_texts_per_image": 1, "max_tokens": 16, "max_masks": 4},
         "image_only": {"batch_size": 4},
         "text_only": {"batch_size": 4, "max_tokens": 16, "mask_prob": 0.15, "max_masks": 4},
     }

@@ -103,24 +103,24 @@ def test_zero_weight_drops_the_key_and_skips_the_work(tiny_model, batches, monke
     assert "loss_giou" not in out and "loss_bbox" in out
 
 
-@pytest.mark.parametrize("image_idx", [None, [5, 5, 9, 5]])
-def test_region_itc_treats_texts_of_one_image_as_positives(tiny_model, batches, image_idx):
+def test_region_itc_contrasts_regions_even_within_one_image(tiny_model, batches):
     from xfm_pipeline.model.vision import region_pool
 
     batch = dict(batches["region_text"])
-    expected_idx = batch["idx_to_group_img"]  # one process: the local image slots
-    if image_idx is not None:  # dataset image ids take precedence (they are comparable across ranks)
-        batch["image_idx"] = expected_idx = torch.tensor(image_idx)
+    batch["image_atts"] = batch["image_atts"].clone()
+    batch["image_atts"][1] = batch["image_atts"][0]  # the text of row 1 was drawn for row 0's region again
     only_itc = ObjectiveWeights(itm=0, mlm=0, mim=0, bbox=0, giou=0)
     with torch.no_grad():
         out = XFMPretrainObjective(only_itc)(tiny_model, batch)
         image = tiny_model.encode_image(batch["images"])[batch["idx_to_group_img"]]
         image_feats = tiny_model.image_features(region_pool(image, batch["image_atts"][:, 1:]))
         text_feats = tiny_model.text_features(tiny_model.encode_text(batch["text_ids"], batch["text_atts"]))
-        ref = itc_loss(image_feats, text_feats, tiny_model.temperature, idx=expected_idx)
         hard = itc_loss(image_feats, text_feats, tiny_model.temperature)
-    torch.testing.assert_close(out["loss_itc"], ref)
-    assert not torch.allclose(ref, hard)  # the ids matter
+        same_region = itc_loss(image_feats, text_feats, tiny_model.temperature, idx=torch.tensor([0, 0, 1, 2]))
+        same_image = itc_loss(image_feats, text_feats, tiny_model.temperature, idx=batch["idx_to_group_img"])
+    torch.testing.assert_close(out["loss_itc"], hard)
+    torch.testing.assert_close(same_region, hard)  # a duplicated region has identical features: soft = hard
+    assert not torch.allclose(hard, same_image)  # rows 2 and 3 are two regions of one image: negatives
 
 
 def test_inactive_unknown_or_incomplete_streams_are_rejected(tiny_model, batches):
@@ -258,3 +258,26 @@ def test_mim_target_follows_the_model_config(tiny_model, batches, stream):
             tiny_model.predict_pixels(pred)
     finally:
         tiny_model.config.mim_target = "pixels"
+
+
+def test_region_fusion_rows_keep_itc_on_every_text_and_fuse_only_the_marked_ones(tiny_model, batches):
+    from xfm_pipeline.objectives.pretrain import _PER_TEXT_KEYS
+
+    batch = dict(batches["region_text"])
+    marked = torch.tensor([True, False, True, False])
+    every_text = {k: v for k, v in batch.items()}
+    marked_only = {k: v[marked] if k in _PER_TEXT_KEYS else v for k, v in batch.items()}
+    objective = XFMPretrainObjective(ObjectiveWeights())
+    was_training = tiny_model.training
+    tiny_model.eval()  # no dropout: the three calls see the same numbers
+    try:
+        with torch.no_grad():
+            out = objective(tiny_model, {**batch, "fusion_rows": marked, "generator": torch.Generator().manual_seed(5)})
+            full = objective(tiny_model, {**every_text, "generator": torch.Generator().manual_seed(5)})
+            fused = objective(tiny_model, {**marked_only, "generator": torch.Generator().manual_seed(5)})
+    finally:
+        tiny_model.train(was_training)
+    torch.testing.assert_close(out["loss_itc"], full["loss_itc"])
+    assert not torch.allclose(out["loss_itc"], fused["loss_itc"])
+    for name in ("loss_itm", "loss_mlm", "loss_bbox", "loss_giou"):
+        torch.testing.assert_close(out[name], fused[name])

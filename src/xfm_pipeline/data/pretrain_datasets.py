@@ -135,13 +135,19 @@ class RegionTextDataset(torch.utils.data.Dataset):
     Per spec 2.5: a random element's box is kept inside a random crop; horizontal flip unless a caption
     says left/right; resize to S; colour-only RandAugment. Texts: the image caption (whole image,
     ``is_image=1``) and elements keeping more than ``min_area_in_crop`` of their area. Exactly
-    ``texts_per_image`` texts are drawn (with repetition when fewer exist); the collate marks pairs of
-    the same image so ITC treats them as positives rather than false negatives.
+    ``texts_per_image`` texts are drawn (with repetition when fewer exist). ``fusion_rows`` (k,) marks the
+    first ``fusion_texts_per_image`` of them (default: all): every text is in ITC, which costs one
+    projection, and only the marked ones go through the fusion encoder for ITM, IMLM and BBP (five
+    fusion passes each), so ITC can see every region of an image at a fraction of the cost.
     """
 
     stream = "region_text"
 
-    def __init__(self, records: list[RegionTextRecord], image_root, image_size: int, patch_size: int, color_transform, tokenizer, text_masker, text: TextSettings, texts_per_image: int = 2, min_area_in_crop: float = 0.5, source: str = "region_text"):
+    def __init__(self, records: list[RegionTextRecord], image_root, image_size: int, patch_size: int, color_transform, tokenizer, text_masker, text: TextSettings, texts_per_image: int = 2, min_area_in_crop: float = 0.5, source: str = "region_text", fusion_texts_per_image: int | None = None):
+        fusion = texts_per_image if fusion_texts_per_image is None else fusion_texts_per_image
+        if not 1 <= fusion <= texts_per_image:
+            raise ValueError(f"{source}: fusion_texts_per_image must be in 1..texts_per_image ({texts_per_image}), got {fusion_texts_per_image}")
+        self.fusion_rows = torch.arange(texts_per_image) < fusion  # (k,) texts also used by ITM, IMLM and BBP
         self.records, self.root, self.size, self.patch = records, image_root, image_size, patch_size
         self.color_transform, self.tokenizer, self.text_masker, self.text = color_transform, tokenizer, text_masker, text
         self.k, self.min_area, self.source = texts_per_image, min_area_in_crop, source
@@ -174,12 +180,12 @@ class RegionTextDataset(torch.utils.data.Dataset):
         texts = [_masked_text(self.tokenizer, self.text_masker, pre_caption(t, self.text.max_words), self.text, rng) for t, _, _ in chosen]
         grid = self.size // self.patch
         return {
-            "image_idx": index,
             "images": _transform(self.color_transform, image, rng.getrandbits(62)),  # (3, S, S)
             "texts": {k: torch.stack([t[k] for t in texts]) for k in texts[0]},  # each (k, ...)
             "target_bbox": torch.tensor([b for _, b, _ in chosen], dtype=torch.float32),  # (k, 4)
             "is_image": torch.tensor([i for _, _, i in chosen], dtype=torch.long),  # (k,)
             "image_atts": torch.stack([_region_atts(b, grid) for _, b, _ in chosen]),  # (k, 1+N)
+            "fusion_rows": self.fusion_rows.clone(),  # (k,) bool
         }
 
 
@@ -229,9 +235,8 @@ def collate(stream: str):
             batch = {
                 "images": torch.stack([s["images"] for s in samples]),  # (B_img, 3, S, S)
                 "idx_to_group_img": torch.arange(len(samples)).repeat_interleave(k),  # (B_img * k,) local image slot
-                "image_idx": torch.tensor([s["image_idx"] for s in samples]).repeat_interleave(k),  # dataset ids (ITC positives)
                 **{key: torch.cat([s["texts"][key] for s in samples]) for key in samples[0]["texts"]},
-                **{key: torch.cat([s[key] for s in samples]) for key in ("target_bbox", "is_image", "image_atts")},
+                **{key: torch.cat([s[key] for s in samples]) for key in ("target_bbox", "is_image", "image_atts", "fusion_rows")},
             }
         else:
             batch = {key: torch.stack([s[key] for s in samples]) if isinstance(samples[0][key], torch.Tensor) else torch.tensor([s[key] for s in samples]) for key in samples[0]}

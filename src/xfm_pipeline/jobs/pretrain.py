@@ -27,7 +27,8 @@ class StreamParams:
     max_tokens: int = 30  # token length incl. specials
     mask_prob: float = 0.5  # MLM masking rate
     max_masks: int = 15  # at most this many masked tokens
-    texts_per_image: int = 2  # region_text: texts drawn per image
+    texts_per_image: int = 2  # region_text: texts drawn per image (all of them in ITC)
+    fusion_texts_per_image: int | None = None  # region_text: of those, the first n also in ITM, IMLM and BBP (None = all)
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
     if name == "image_text":
         dataset = pd.ImageTextDataset(records, image_root, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
     elif name == "region_text":
-        dataset = pd.RegionTextDataset(records, image_root, vision.image_size, vision.patch_size, randaugment_color_transform(), tokenizer, text_masker, text, texts_per_image=sp.texts_per_image)
+        dataset = pd.RegionTextDataset(records, image_root, vision.image_size, vision.patch_size, randaugment_color_transform(), tokenizer, text_masker, text, texts_per_image=sp.texts_per_image, fusion_texts_per_image=sp.fusion_texts_per_image)
     elif name == "image_only":
         dataset = pd.ImageOnlyDataset(records, image_root, pretrain_transform(vision.image_size), patch_masker)
     else:

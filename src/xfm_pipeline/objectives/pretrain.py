@@ -13,9 +13,10 @@ image_text    ITC, ITM (hard negatives), fusion MLM, MIM          images, text_i
                                                                   text_ids_masked, masked_pos,
                                                                   masked_ids, image_patch_mask
                                                                   [, image_idx]
-region_text   ITC (idx = image of each text), ITM, fusion MLM,    images (B_img), text_*, masked_*,
+region_text   ITC (region-pooled patches), ITM, fusion MLM,     images (B_img), text_*, masked_*,
               BBP (L1 + GIoU, whole-image captions excluded)      idx_to_group_img, image_atts,
-                                                                  target_bbox, is_image [, image_idx]
+                                                                  target_bbox, is_image
+                                                                  [, fusion_rows]
 image_only    MIM (target: a fresh unmasked pass, detached, or    images, image_patch_mask
               the pixels when ``mim_target="pixels"``)
 text_only     text-encoder MLM                                    text_ids_masked, text_atts,
@@ -26,11 +27,13 @@ Optional keys: ``generator`` (a ``torch.Generator`` on the model's device) drive
 sampling, else the global RNG. ``image_idx`` (B,) dataset image ids: in an image_text batch, pairs of one
 image become ITC positives and never ITM negatives of each other (X-FM pretraining has no such ids).
 
-Region batches: ITC's ``idx`` is the image of each text (``image_idx``, else ``idx_to_group_img`` made
-unique per rank), so texts of one image are soft positives rather than false negatives (xfm_spec 8.10).
-ITM draws negatives among all other pairs, other regions of the same image included (they are real
-mismatches once the fusion sees only the region's patches), but never an exact duplicate of the pair
-(same image, text and region mask; the collate pads by drawing texts again).
+Region batches: ITC contrasts each text with the pooled patches of its region, with the diagonal as
+targets (X-FM pretraining). Other regions of the same image are negatives: their pooled patches are a
+different visual input, and telling them apart is what trains per-patch features (with the image as
+ITC ``idx``, every region of an image was pulled towards every text of it). A text drawn twice for one region (the collate pads by drawing
+again, xfm_spec 8.10) meets identical region features, for which same-region soft targets and the
+diagonal give the same loss. ITM draws negatives among all other pairs, other regions of the same
+image included, but never an exact duplicate of the pair (same image, text and region mask).
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ from typing import Any
 import torch
 
 from xfm_pipeline.objectives.bbox import bbox_loss
-from xfm_pipeline.objectives.distributed import rank_and_world
 from xfm_pipeline.objectives.itc import itc_loss
 from xfm_pipeline.objectives.itm import itm_head_loss, itm_pairs
 from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss, patch_similarity
@@ -94,6 +96,11 @@ _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "text_only": ("text_ids_masked", "text_atts", "masked_pos", "masked_ids"),
 }
 
+_PER_TEXT_KEYS = (  # region batch entries with one row per text (``images`` has one per image)
+    "text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids",
+    "idx_to_group_img", "image_atts", "target_bbox", "is_image", "fusion_rows",
+)  # fmt: skip
+
 
 def duplicate_pair_ids(*columns: torch.Tensor) -> torch.Tensor:
     """(B,) ids equal exactly for rows that are identical in every column ((B,) or (B, K) tensors).
@@ -104,18 +111,6 @@ def duplicate_pair_ids(*columns: torch.Tensor) -> torch.Tensor:
     """
     rows = torch.cat([c.reshape(c.shape[0], -1).long() for c in columns], dim=1)  # (B, K)
     return torch.unique(rows, dim=0, return_inverse=True)[1]
-
-
-def _global_image_ids(batch: dict[str, Any], group: torch.Tensor) -> torch.Tensor:
-    """(B,) image ids of a region batch that are comparable across ranks, for ITC's gathered ``idx``.
-
-    ``image_idx`` (dataset ids) when the batch has them; otherwise the local image slots
-    ``idx_to_group_img`` shifted by ``rank * B`` so that slot 0 of two ranks is not taken for one image.
-    """
-    if "image_idx" in batch:
-        return batch["image_idx"]
-    rank, _ = rank_and_world()
-    return group + rank * group.shape[0]
 
 
 class XFMPretrainObjective:
@@ -243,7 +238,15 @@ class XFMPretrainObjective:
         if w.active("itc") or w.active("itm") or needs_boxes:
             text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
         if w.active("itc") or w.active("itm"):
-            sim = self._contrastive(model, region_embeds, text_embeds, _global_image_ids(batch, group), out)
+            sim = self._contrastive(model, region_embeds, text_embeds, None, out)  # (B, B) over every text
+        rows = batch.get("fusion_rows")
+        if rows is not None and not bool(rows.all()):  # ITM, IMLM and BBP on the marked texts only
+            keep = rows.nonzero().squeeze(1)  # (F,)
+            batch = {k: v[keep] if k in _PER_TEXT_KEYS else v for k, v in batch.items()}
+            group, text_atts, image_atts = group[keep], batch["text_atts"], batch["image_atts"]
+            image_embeds, region_embeds = image_embeds[keep], region_embeds[keep]
+            text_embeds = None if text_embeds is None else text_embeds[keep]
+            sim = None if sim is None else sim[keep][:, keep]
         if w.active("itm") or w.active("mlm"):
             itm_idx = duplicate_pair_ids(group, batch["text_ids"], image_atts) if w.active("itm") else None
             self._matching_and_mlm(model, batch, region_embeds, image_atts, text_embeds, sim, itm_idx, out)
