@@ -30,6 +30,7 @@ from torch import nn
 
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.encoder_cache import FrozenEncodings
 
 TRAIN_QUESTION_WORDS = 30  # pre_question max words in training (X-FM)
 TEST_QUESTION_WORDS = 50  # ... and at test time
@@ -52,11 +53,15 @@ class VQAModel(TaskModel):
         from xfm_pipeline.model.decoder import CausalDecoder
 
         self.decoder = CausalDecoder.from_xfm(xfm, context_width=xfm.text_encoder.config.hidden_size)
+        self.encodings = FrozenEncodings()
 
-    def question_states(self, images: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S), (B, Lq) -> (B, Lq, D) fused question states."""
-        image_embeds = self.xfm.encode_image(images)  # (B, 1+N, Dv)
-        text = self.xfm.encode_text(question_ids, question_atts)  # (B, Lq, D)
+    def question_states(
+        self, images: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor, image_keys: list[str] | None = None, cache_text: bool = False
+    ) -> torch.Tensor:
+        """(B, 3, S, S), (B, Lq) -> (B, Lq, D) fused question states. A frozen encoder's outputs are cached
+        per image key / question (``tasks.encoder_cache``) when ``image_keys`` / ``cache_text`` are given."""
+        image_embeds = self.encodings.images(self.xfm, images, image_keys)  # (B, 1+N, Dv)
+        text = self.encodings.texts(self.xfm, question_ids, question_atts, use_cache=cache_text)  # (B, Lq, D)
         return self.xfm.fuse(text, question_atts, image_embeds)
 
 
@@ -69,7 +74,8 @@ class VQADataset(torch.utils.data.Dataset):
         self.records, self.tokenizer, self.root, self.train, self.source = records, tokenizer, image_root, train, source
         self.max_tokens, self.max_answer_tokens = params.max_tokens, options.max_answer_tokens
         size = common.image_size(params)
-        self.transform = train_transform(size, hflip=False) if train and options.augment else eval_transform(size)
+        self.augment = train and options.augment
+        self.transform = train_transform(size, hflip=False) if self.augment else eval_transform(size)
         self.answer_list = answer_list
 
     def __len__(self) -> int:
@@ -89,6 +95,8 @@ class VQADataset(torch.utils.data.Dataset):
         q_ids, q_atts = common.tokenize_fixed(self.tokenizer, pre_question(record.question, words), self.max_tokens)
         out = {"images": images, "question_ids": q_ids[0], "question_atts": q_atts[0]}
         if self.train:
+            if not self.augment:  # the image tensor is a function of the path: a frozen encoder's output may be cached
+                out["image_key"] = record.image
             answers, weights = answer_weights(record)
             a_ids, a_atts = common.tokenize_fixed(self.tokenizer, list(answers), self.max_answer_tokens)
             out.update(answer_ids=a_ids, answer_atts=a_atts, weights=torch.tensor(weights, dtype=torch.float32))
@@ -99,7 +107,8 @@ class VQADataset(torch.utils.data.Dataset):
 
 def collate_vqa(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack images/questions (padding trimmed); training batches flatten the answers of every question:
-    ``answer_ids``/``answer_atts`` (N, La), ``weights`` (N,), ``n`` (B,) answers per question."""
+    ``answer_ids``/``answer_atts`` (N, La), ``weights`` (N,), ``n`` (B,) answers per question, and carry
+    ``image_keys`` (B,) when the images are not augmented."""
     q_ids, q_atts = common.trim_padding(torch.stack([it["question_ids"] for it in items]), torch.stack([it["question_atts"] for it in items]))
     batch: dict[str, Any] = {"images": torch.stack([it["images"] for it in items]), "question_ids": q_ids, "question_atts": q_atts}
     if "answer_ids" in items[0]:
@@ -109,6 +118,8 @@ def collate_vqa(items: list[dict[str, Any]]) -> dict[str, Any]:
             weights=torch.cat([it["weights"] for it in items]),
             n=torch.tensor([len(it["weights"]) for it in items], dtype=torch.long),
         )  # fmt: skip
+        if "image_key" in items[0]:
+            batch["image_keys"] = [it["image_key"] for it in items]
     else:
         batch["question_id"] = [it["question_id"] for it in items]
     return batch
@@ -144,7 +155,7 @@ class VQATask(Task):
     def loss(self, model: VQAModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         from xfm_pipeline.model.decoder import sequence_nll
 
-        states = model.question_states(batch["images"], batch["question_ids"], batch["question_atts"])  # (B, Lq, D)
+        states = model.question_states(batch["images"], batch["question_ids"], batch["question_atts"], batch.get("image_keys"), cache_text=True)  # (B, Lq, D)
         n = batch["n"]
         context = states.repeat_interleave(n, 0)  # (N, Lq, D)
         context_atts = batch["question_atts"].repeat_interleave(n, 0)
