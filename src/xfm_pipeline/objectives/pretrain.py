@@ -30,10 +30,11 @@ image become ITC positives and never ITM negatives of each other (X-FM pretraini
 Region batches: ITC contrasts each text with the pooled patches of its region, with the diagonal as
 targets (X-FM pretraining). Other regions of the same image are negatives: their pooled patches are a
 different visual input, and telling them apart is what trains per-patch features (with the image as
-ITC ``idx``, every region of an image was pulled towards every text of it). A text drawn twice for one region (the collate pads by drawing
-again, xfm_spec 8.10) meets identical region features, for which same-region soft targets and the
-diagonal give the same loss. ITM draws negatives among all other pairs, other regions of the same
-image included, but never an exact duplicate of the pair (same image, text and region mask).
+ITC ``idx``, every region of an image was pulled towards every text of it). A text drawn twice for one
+region (the collate pads by drawing again, xfm_spec 8.10) meets identical region features, for which
+same-region soft targets and the diagonal give the same loss. With ``fusion_rows``, ITM, fusion MLM and
+BBP use only the marked texts; ITC uses all. ITM draws negatives among all other pairs, other regions
+of the same image included, but never an exact duplicate of the pair (same image, text and region mask).
 """
 
 from __future__ import annotations

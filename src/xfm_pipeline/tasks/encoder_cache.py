@@ -68,8 +68,9 @@ def run_frozen(module: nn.Module, fn: Callable[[], torch.Tensor]) -> torch.Tenso
 class FrozenEncodings:
     """Image and text encodings of an X-FM backbone, cached per input while the encoder is frozen.
 
-    ``image_keys`` / ``text_keys`` (one hashable per row, or None) enable the cache; without keys, or
-    while the encoder is trained, the encoder simply runs (in eval mode under ``no_grad`` when frozen).
+    ``images(..., keys)`` (one hashable per image) and ``texts(..., use_cache=True)`` (keyed by the real
+    tokens' ids) enable the cache; without them, or while the encoder is trained, the encoder simply runs
+    (in eval mode under ``no_grad`` when frozen).
     """
 
     def __init__(self) -> None:
