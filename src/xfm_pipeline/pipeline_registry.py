@@ -13,6 +13,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "data_ingestion": data_ingestion.create_pipeline(),
         "data_validation": data_validation.create_pipeline(),
         "model_init": model_init.create_pipeline(),
+        "pretrain_vision": pretrain.create_vision_pipeline(),
         "pretrain": pretrain.create_pipeline(),
         **finetune.create_pipelines(),
         "report": report.create_pipeline(),

@@ -79,3 +79,31 @@ def test_tokenize_rejects_bad_arguments(tokenizer):
         tokenize(tokenizer, "x", 1)
     with pytest.raises(ValueError):
         tokenize(tokenizer, "x", 10, padding="do_not_pad")  # type: ignore[arg-type]
+
+
+def test_text_key_is_equal_for_equal_strings_only_and_stable_across_processes():
+    import subprocess
+    import sys
+
+    from xfm_pipeline.data.text import text_key
+
+    assert text_key("large grey star") == text_key("large grey star")
+    assert len({text_key(t) for t in ("large grey star", "small grey star", "large grey sta", "")}) == 4
+    assert 0 <= text_key("large grey star") < 2**63
+    other = subprocess.run([sys.executable, "-c", "from xfm_pipeline.data.text import text_key; print(text_key('large grey star'))"], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == text_key("large grey star")  # not Python's per-process salted hash
+
+
+def test_trim_padding_cuts_aligned_tensors_to_the_longest_text():
+    import torch
+
+    from xfm_pipeline.data.text import trim_padding
+
+    ids = torch.tensor([[101, 5, 6, 102, 0, 0], [101, 7, 102, 0, 0, 0]])
+    atts = (ids != 0).long()
+    masked = ids.clone()
+    masked[0, 1] = 103
+    got_ids, got_atts, got_masked = trim_padding(ids, atts, masked)
+    assert got_ids.tolist() == [[101, 5, 6, 102], [101, 7, 102, 0]]
+    assert got_atts.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert got_masked.tolist() == [[101, 103, 6, 102], [101, 7, 102, 0]]

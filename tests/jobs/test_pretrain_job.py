@@ -138,3 +138,32 @@ def test_fsdp_refuses_a_validation_callback(tmp_path):
         train(torch.nn.Linear(2, 2), lambda m, b: {"loss": m(b).sum()}, {}, LoopConfig(sharding="fsdp"), tmp_path, evaluate=lambda m, s: {})
     with pytest.raises(ValueError, match="sharding"):
         train(torch.nn.Linear(2, 2), lambda m, b: {"loss": m(b).sum()}, {}, LoopConfig(sharding="zero3"), tmp_path)
+
+
+def test_the_shipped_vision_warm_up_trains_only_the_vision_side_against_the_frozen_text_encoder(pretrain_world, init_dir, tmp_path):
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).parents[2] / "conf/base/parameters_pretrain_vision.yml").read_text())["pretrain_vision"]
+    params = {
+        **shipped,
+        "region_text": {**shipped["region_text"], "batch_size": 4},
+        "loop": {**shipped["loop"], "max_steps": 3, "checkpoint_every": 0, "progress": False},
+        "output_dir": str(tmp_path / "run"),
+    }
+    result = run_pretraining({**_config(pretrain_world, init_dir, params), "stage": "pretrain_vision"})
+    assert {k for k in result["history"][-1] if "loss" in k} == {"region_text/loss", "region_text/loss_itc"}
+    before, after = _weights(Path(init_dir)), _weights(result["final_checkpoint"])
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith(("vision_encoder.", "vision_proj.", "text_proj.", "temp")) for name in changed), sorted(changed)[:5]
+    assert any(name.startswith("vision_encoder.") for name in changed)
+    assert json.loads(Path(result["final_checkpoint"], "config.json").read_text())["extra"]["stage"] == "pretrain_vision"
+
+
+def test_a_vision_warm_up_of_zero_steps_passes_the_init_checkpoint_through(init_dir):
+    from xfm_pipeline.model.checkpoint import Checkpoint, load_checkpoint_tokenizer, load_pretrained
+    from xfm_pipeline.pipelines.pretrain.nodes import pretrain_vision
+
+    init = Checkpoint(model=load_pretrained(init_dir), tokenizer=load_checkpoint_tokenizer(init_dir), extra={"source": "test"})
+    checkpoint, metrics, history = pretrain_vision(init, {"loop": {"max_steps": 0}}, "unused")
+    assert checkpoint.model is init.model and checkpoint.extra == {"source": "test", "stage": "pretrain_vision", "step": 0}
+    assert metrics == {"step": 0, "resumed_from": None, "losses": {}} and history == []

@@ -281,3 +281,92 @@ def test_region_fusion_rows_keep_itc_on_every_text_and_fuse_only_the_marked_ones
     assert not torch.allclose(out["loss_itc"], fused["loss_itc"])
     for name in ("loss_itm", "loss_mlm", "loss_bbox", "loss_giou"):
         torch.testing.assert_close(out[name], fused[name])
+
+
+def test_region_text_keys_make_identical_texts_itc_positives_and_never_itm_negatives(tiny_model, batches, monkeypatch):
+    from xfm_pipeline.model.vision import region_pool
+    from xfm_pipeline.objectives import pretrain as pretrain_module
+
+    keys = torch.tensor([7, 7, 3, 9])  # rows 0 and 1 carry the same text string (e.g. two "large grey star"s)
+    batch = {**batches["region_text"], "text_key": keys, "generator": torch.Generator().manual_seed(1)}
+    sampled = []
+
+    def recording_pairs(*args, **kwargs):
+        pairs = itm_pairs(*args, **kwargs)
+        sampled.append(pairs)
+        return pairs
+
+    from xfm_pipeline.objectives.itm import itm_pairs
+
+    monkeypatch.setattr(pretrain_module, "itm_pairs", recording_pairs)
+    was_training = tiny_model.training
+    tiny_model.eval()
+    try:
+        with torch.no_grad():
+            out = XFMPretrainObjective(ObjectiveWeights(mlm=0, bbox=0, giou=0))(tiny_model, batch)
+            image = tiny_model.encode_image(batch["images"])[batch["idx_to_group_img"]]
+            image_feats = tiny_model.image_features(region_pool(image, batch["image_atts"][:, 1:]))
+            text_feats = tiny_model.text_features(tiny_model.encode_text(batch["text_ids"], batch["text_atts"]))
+            by_text = itc_loss(image_feats, text_feats, tiny_model.temperature, idx=keys)
+            hard = itc_loss(image_feats, text_feats, tiny_model.temperature)
+    finally:
+        tiny_model.train(was_training)
+    torch.testing.assert_close(out["loss_itc"], by_text)
+    assert not torch.allclose(by_text, hard)
+    (pairs,) = sampled
+    negatives = pairs.labels == 0
+    assert negatives.any()
+    assert (keys[pairs.text_index[negatives]] != keys[pairs.image_index[negatives]]).all()
+
+
+def test_trimmed_text_padding_gives_the_same_losses(tiny_model, batches):
+    from xfm_pipeline.data.pretrain_datasets import trim_text_padding
+
+    objective = XFMPretrainObjective(ObjectiveWeights())
+    was_training = tiny_model.training
+    tiny_model.eval()
+    try:
+        for stream in ("image_text", "region_text", "text_only"):
+            padded = batches[stream]
+            trimmed = trim_text_padding(dict(padded))
+            longest = int(padded["text_atts"].sum(1).max())
+            assert trimmed["text_ids"].shape[1] == trimmed["text_ids_masked"].shape[1] == longest < padded["text_ids"].shape[1]
+            with torch.no_grad():
+                want = objective(tiny_model, {**padded, "generator": torch.Generator().manual_seed(2)})
+                got = objective(tiny_model, {**trimmed, "generator": torch.Generator().manual_seed(2)})
+            for key in want:
+                torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-5)
+    finally:
+        tiny_model.train(was_training)
+
+
+def test_frozen_text_cache_encodes_each_text_once_and_keeps_the_losses(tiny_model, batches):
+    from xfm_pipeline.training.optim import freeze_zero_scaled
+
+    rows: list[int] = []
+    encoder = tiny_model.text_encoder.base_model
+    hook = encoder.register_forward_pre_hook(lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    frozen = freeze_zero_scaled(tiny_model, {"text_encoder.": 0.0})
+    was_training = tiny_model.training
+    tiny_model.eval()
+    try:
+        batch = {**batches["region_text"], "text_key": torch.arange(4)}
+        plain = XFMPretrainObjective(ObjectiveWeights(mlm=0), frozen_text_cache=0)
+        cached = XFMPretrainObjective(ObjectiveWeights(mlm=0), frozen_text_cache=100)
+        with pytest.raises(ValueError, match="frozen_text_cache"):
+            XFMPretrainObjective(ObjectiveWeights(), frozen_text_cache=-1)
+        want = plain(tiny_model, {**batch, "generator": torch.Generator().manual_seed(3)})
+        rows.clear()
+        first = cached(tiny_model, {**batch, "generator": torch.Generator().manual_seed(3)})
+        second = cached(tiny_model, {**batch, "generator": torch.Generator().manual_seed(3)})
+        assert sum(rows) == 4  # four distinct texts, encoded once over both calls
+        assert len(cached.encodings.text_cache) == 4
+        for key in want:
+            torch.testing.assert_close(first[key], want[key])
+            torch.testing.assert_close(second[key], want[key])
+    finally:
+        hook.remove()
+        tiny_model.train(was_training)
+        for name, param in tiny_model.named_parameters():
+            if name in frozen:
+                param.requires_grad_(True)

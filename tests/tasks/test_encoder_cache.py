@@ -7,7 +7,7 @@ import torch
 from understanding_fixtures import IMAGE_ROOT, load_backbone, one_thread, tiny_init, tokenizer, validated  # noqa: F401
 
 from xfm_pipeline.tasks.base import TaskParams
-from xfm_pipeline.tasks.encoder_cache import EncoderCache, FrozenEncodings, is_frozen
+from xfm_pipeline.model.encoder_cache import EncoderCache, FrozenEncodings, is_frozen
 from xfm_pipeline.tasks.registry import get_task
 from xfm_pipeline.training.optim import freeze_zero_scaled
 
@@ -40,7 +40,8 @@ def test_encoder_cache_computes_each_key_once():
 
 
 def test_cached_image_and_text_encodings_equal_the_encoders(tiny_init, tokenizer):
-    from xfm_pipeline.tasks.common import tokenize_fixed, trim_padding
+    from xfm_pipeline.data.text import trim_padding
+    from xfm_pipeline.tasks.common import tokenize_fixed
 
     xfm = load_backbone(tiny_init).train()
     freeze_zero_scaled(xfm, {"text_encoder.": 0.0, "vision_encoder.": 0.0})
@@ -111,3 +112,23 @@ def test_augmented_vqa_batches_carry_no_image_keys(tokenizer):
     params = TaskParams(image_size=64, max_tokens=30, options={"augment": True})
     dataset = task.dataset("train", data, tokenizer, params, IMAGE_ROOT, train=True)
     assert "image_keys" not in task.collate("train", True)([dataset[(0, 1)], dataset[(1, 2)]])
+
+
+def test_encoder_cache_stops_storing_at_max_rows():
+    cache = EncoderCache(max_rows=2)
+    computed: list[int] = []
+
+    def compute(keys):
+        def rows(positions):
+            computed.extend(keys[p] for p in positions)
+            return [torch.full((1,), float(keys[p])) for p in positions]
+
+        return rows
+
+    keys = [1, 2, 3, 3]
+    assert [r.item() for r in cache.rows(keys, compute(keys))] == [1.0, 2.0, 3.0, 3.0]
+    assert len(cache) == 2 and computed == [1, 2, 3]
+    assert [r.item() for r in cache.rows([3, 1], compute([3, 1]))] == [3.0, 1.0]
+    assert computed == [1, 2, 3, 3]  # 3 did not fit: computed again; 1 came from the cache
+    with pytest.raises(ValueError, match="max_rows"):
+        EncoderCache(max_rows=-1)

@@ -103,7 +103,8 @@ def test_loss_backward_and_learning(data, tokenizer, tiny_init):
 
 def test_rank_answers_matches_brute_force_likelihood(data, tokenizer, tiny_init):
     from xfm_pipeline.model.decoder import rank_answers
-    from xfm_pipeline.tasks.common import tokenize_fixed, trim_padding
+    from xfm_pipeline.data.text import trim_padding
+    from xfm_pipeline.tasks.common import tokenize_fixed
 
     model = TASK.build_model(load_backbone(tiny_init), params(), data).eval()
     torch.manual_seed(0)

@@ -62,6 +62,20 @@ def test_loss_falls_and_history_is_recorded(tmp_path):
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [f"checkpoint-{s:07d}" for s in (10, 20, 30)]
 
 
+def test_a_module_frozen_by_lr_scales_trains_in_eval_mode_also_after_validation(tmp_path):
+    model = _model()
+    modes = []
+
+    def objective(m, batch):
+        modes.append((m[0].training, m[1].training))
+        return _objective(m, batch)
+
+    config = _config(max_steps=4, eval_every=2, checkpoint_every=0, lr_scales={"0.": 0.0})
+    train(model.train(), objective, _streams(), config, tmp_path, evaluate=lambda m, step: {"score": float(step)})
+    assert modes == [(False, True)] * 4  # the frozen first layer never trains; the dropout after it does
+    assert not model[0].weight.requires_grad
+
+
 def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
     full = _model()
     train(full, _objective, _streams(), _config(), tmp_path / "full")

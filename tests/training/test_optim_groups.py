@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from xfm_pipeline.training.optim import freeze_zero_scaled, param_groups
+from xfm_pipeline.training.optim import eval_frozen_submodules, freeze_zero_scaled, param_groups
 
 
 class _Toy(nn.Module):
@@ -59,3 +59,25 @@ def test_a_zero_scale_freezes_the_parameters_and_no_gradient_reaches_them():
     loss.backward()
     assert model.text_encoder.weight.grad is None and model.itm_head.weight.grad is not None
     assert id(model.text_encoder.weight) not in _lr_and_decay_of(param_groups(model, 1e-3, 0.01))
+
+
+def test_frozen_submodules_run_in_eval_mode_and_trained_ones_keep_training():
+    model = nn.ModuleDict(
+        {
+            "text_encoder": nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))),
+            "fusion": nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 4)),
+            "dropout": nn.Dropout(0.1),
+        }
+    )
+    freeze_zero_scaled(model, {"text_encoder.": 0.0})
+    model.train()
+    assert eval_frozen_submodules(model) == ["text_encoder"]
+    assert not any(m.training for m in model["text_encoder"].modules())  # nested dropout included
+    assert all(m.training for m in model["fusion"].modules()) and model["dropout"].training and model.training
+    model["fusion"][0].weight.requires_grad_(False)  # one frozen tensor does not freeze its module
+    model.train()
+    assert eval_frozen_submodules(model) == ["text_encoder"]
+    model["fusion"][0].bias.requires_grad_(False)  # now every tensor of fusion.0 is
+    model.train()
+    assert eval_frozen_submodules(model) == ["text_encoder", "fusion.0"]
+    assert model["fusion"].training and model["fusion"][1].training

@@ -19,7 +19,7 @@ from PIL import Image
 
 from xfm_pipeline.data.formats.pretrain import ImageOnlyRecord, ImageTextRecord, RegionTextRecord, TextOnlyRecord
 from xfm_pipeline.data.images import load_record_image
-from xfm_pipeline.data.text import pre_caption, tokenize
+from xfm_pipeline.data.text import pre_caption, text_key, tokenize, trim_padding
 
 # Prefixes X-FM prepends when a record holds several base64 images and one is drawn (xfm_spec 2.5).
 MULTI_IMAGE_PREFIXES = ("A image of ", "The image contains ", "We can see ", "A picture of ")
@@ -133,9 +133,11 @@ class RegionTextDataset(torch.utils.data.Dataset):
     """An image with ``texts_per_image`` (region or whole-image) descriptions, boxes and region patch masks.
 
     Per spec 2.5: a random element's box is kept inside a random crop; horizontal flip unless a caption
-    says left/right; resize to S; colour-only RandAugment. Texts: the image caption (whole image,
+    says left/right; resize to S; ``color_transform`` (colour-only RandAugment). ``augment=False`` keeps
+    the whole image unflipped (pass an evaluation ``color_transform`` too): every element is a region. Texts: the image caption (whole image,
     ``is_image=1``) and elements keeping more than ``min_area_in_crop`` of their area. Exactly
-    ``texts_per_image`` texts are drawn (with repetition when fewer exist). ``fusion_rows`` (k,) marks the
+    ``texts_per_image`` texts are drawn (with repetition when fewer exist); ``text_key`` (k,) ids their
+    strings (:func:`~xfm_pipeline.data.text.text_key`). ``fusion_rows`` (k,) marks the
     first ``fusion_texts_per_image`` of them (default: all): every text is in ITC, which costs one
     projection, and only the marked ones go through the fusion encoder for ITM, IMLM and BBP (five
     fusion passes each), so ITC can see every region of an image at a fraction of the cost.
@@ -143,14 +145,14 @@ class RegionTextDataset(torch.utils.data.Dataset):
 
     stream = "region_text"
 
-    def __init__(self, records: list[RegionTextRecord], image_root, image_size: int, patch_size: int, color_transform, tokenizer, text_masker, text: TextSettings, texts_per_image: int = 2, min_area_in_crop: float = 0.5, source: str = "region_text", fusion_texts_per_image: int | None = None):
+    def __init__(self, records: list[RegionTextRecord], image_root, image_size: int, patch_size: int, color_transform, tokenizer, text_masker, text: TextSettings, texts_per_image: int = 2, min_area_in_crop: float = 0.5, source: str = "region_text", fusion_texts_per_image: int | None = None, augment: bool = True):
         fusion = texts_per_image if fusion_texts_per_image is None else fusion_texts_per_image
         if not 1 <= fusion <= texts_per_image:
             raise ValueError(f"{source}: fusion_texts_per_image must be in 1..texts_per_image ({texts_per_image}), got {fusion_texts_per_image}")
         self.fusion_rows = torch.arange(texts_per_image) < fusion  # (k,) texts also used by ITM, IMLM and BBP
         self.records, self.root, self.size, self.patch = records, image_root, image_size, patch_size
         self.color_transform, self.tokenizer, self.text_masker, self.text = color_transform, tokenizer, text_masker, text
-        self.k, self.min_area, self.source = texts_per_image, min_area_in_crop, source
+        self.k, self.min_area, self.source, self.augment = texts_per_image, min_area_in_crop, source, augment
 
     def __len__(self) -> int:
         return len(self.records)
@@ -161,10 +163,9 @@ class RegionTextDataset(torch.utils.data.Dataset):
         record = self.records[index]
         image, _ = _image(record, self.root, rng, f"{self.source} record {index}")
         w, h = image.size
-        anchor = rng.choice(record.elems).bb
-        crop = _crop_containing(anchor, w, h, rng)  # (x0, y0, x1, y1)
+        crop = _crop_containing(rng.choice(record.elems).bb, w, h, rng) if self.augment else (0, 0, w, h)  # (x0, y0, x1, y1)
         captions = [" ".join(e.attributes + (rng.choice(e.caption),)) for e in record.elems]
-        flip = rng.random() < 0.5 and not any(word in c.lower() for c in captions + [record.caption or ""] for word in ("left", "right"))
+        flip = self.augment and rng.random() < 0.5 and not any(word in c.lower() for c in captions + [record.caption or ""] for word in ("left", "right"))
         image = image.crop(crop).resize((self.size, self.size), Image.BICUBIC)
         if flip:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
@@ -177,7 +178,8 @@ class RegionTextDataset(torch.utils.data.Dataset):
                 cx, cy, bw, bh = box
                 candidates.append((caption, (1 - cx if flip else cx, cy, bw, bh), 0))
         chosen = [candidates[i] for i in _choose(len(candidates), self.k, rng)]
-        texts = [_masked_text(self.tokenizer, self.text_masker, pre_caption(t, self.text.max_words), self.text, rng) for t, _, _ in chosen]
+        strings = [pre_caption(t, self.text.max_words) for t, _, _ in chosen]
+        texts = [_masked_text(self.tokenizer, self.text_masker, t, self.text, rng) for t in strings]
         grid = self.size // self.patch
         return {
             "images": _transform(self.color_transform, image, rng.getrandbits(62)),  # (3, S, S)
@@ -186,6 +188,7 @@ class RegionTextDataset(torch.utils.data.Dataset):
             "is_image": torch.tensor([i for _, _, i in chosen], dtype=torch.long),  # (k,)
             "image_atts": torch.stack([_region_atts(b, grid) for _, b, _ in chosen]),  # (k, 1+N)
             "fusion_rows": self.fusion_rows.clone(),  # (k,) bool
+            "text_key": torch.tensor([text_key(t) for t in strings], dtype=torch.long),  # (k,) equal for equal texts
         }
 
 
@@ -236,11 +239,23 @@ def collate(stream: str):
                 "images": torch.stack([s["images"] for s in samples]),  # (B_img, 3, S, S)
                 "idx_to_group_img": torch.arange(len(samples)).repeat_interleave(k),  # (B_img * k,) local image slot
                 **{key: torch.cat([s["texts"][key] for s in samples]) for key in samples[0]["texts"]},
-                **{key: torch.cat([s[key] for s in samples]) for key in ("target_bbox", "is_image", "image_atts", "fusion_rows")},
+                **{key: torch.cat([s[key] for s in samples]) for key in ("target_bbox", "is_image", "image_atts", "fusion_rows", "text_key")},
             }
         else:
             batch = {key: torch.stack([s[key] for s in samples]) if isinstance(samples[0][key], torch.Tensor) else torch.tensor([s[key] for s in samples]) for key in samples[0]}
         batch["stream"] = stream
-        return batch
+        return trim_text_padding(batch)
 
     return stack
+
+
+def trim_text_padding(batch: dict[str, Any]) -> dict[str, Any]:
+    """A collated batch with the token axis of its texts cut to its longest text (:func:`trim_padding`).
+
+    Samples are tokenised to ``max_tokens``, but short region phrases use a fraction of that and the text
+    and fusion encoders would spend most of their work on padding. ``masked_pos`` always points at real
+    tokens and is unchanged. A batch without texts is returned as is.
+    """
+    if "text_atts" in batch:
+        batch["text_ids"], batch["text_atts"], batch["text_ids_masked"] = trim_padding(batch["text_ids"], batch["text_atts"], batch["text_ids_masked"])
+    return batch

@@ -6,6 +6,7 @@ truncates through any transformers tokenizer to ``[CLS/<s>] + tokens[:max_tokens
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -110,3 +111,21 @@ def tokenize(
         return_token_type_ids=False,
     )
     return TokenizedText(text_ids=enc["input_ids"].long(), text_atts=enc["attention_mask"].long())
+
+
+def trim_padding(text_ids: torch.Tensor, text_atts: torch.Tensor, *aligned: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Cut (B, L) ids/mask, and any (B, L) tensors ``aligned`` with them, to the longest real text of the
+    batch (X-FM's ``padding='longest'``). Padding is masked out of attention, so the real positions keep
+    their states; the encoders stop spending most of their work on it.
+
+    Returns:
+        ``(text_ids, text_atts, *aligned)``, each (B, L') with L' = the longest ``text_atts`` row sum.
+    """
+    length = max(1, int(text_atts.sum(dim=1).max()))
+    return tuple(t[:, :length].contiguous() for t in (text_ids, text_atts, *aligned))
+
+
+def text_key(text: str) -> int:
+    """A 63-bit id of a text string: equal strings get equal ids in every process (blake2b, not ``hash``,
+    which is salted per process); distinct strings collide with probability about 2**-63."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little") >> 1

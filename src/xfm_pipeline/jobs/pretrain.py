@@ -29,6 +29,7 @@ class StreamParams:
     max_masks: int = 15  # at most this many masked tokens
     texts_per_image: int = 2  # region_text: texts drawn per image (all of them in ITC)
     fusion_texts_per_image: int | None = None  # region_text: of those, the first n also in ITM, IMLM and BBP (None = all)
+    augment: bool = True  # region_text: box-keeping crop, flip, colour RandAugment (X-FM); false = whole images as they are
 
 
 @dataclass
@@ -41,6 +42,7 @@ class PretrainParams:
     text_only: StreamParams | None = None  # text MLM
     objectives: dict[str, float] = field(default_factory=dict)  # ObjectiveWeights overrides (0 = off)
     detach_text_for_fusion: bool = True  # the paper's stop-gradient into the text encoder
+    frozen_text_cache: int = 0  # distinct texts whose states a FROZEN text encoder keeps per process (0 = none)
     loop: dict[str, Any] = field(default_factory=dict)  # training.loop.LoopConfig fields
     num_workers: int = 0  # DataLoader workers per rank
     output_dir: str = "data/06_models/pretrain_run"  # run-<key>/ checkpoints: same params+inputs resume
@@ -57,7 +59,8 @@ NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_h
 
 
 def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
-    """Job entry point (every rank). ``config`` keys: params, init_dir, records_dir, image_root, run_id.
+    """Job entry point (every rank). ``config`` keys: params, init_dir, records_dir, image_root, run_id and
+    optionally stage (the checkpoint's stage tag; default "pretrain").
 
     Returns (rank 0): final checkpoint directory, step, history, resumed_from.
     """
@@ -73,7 +76,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     accelerator = make_accelerator(loop_config.mixed_precision)
     model = load_pretrained(config["init_dir"]).train()
     tokenizer = load_checkpoint_tokenizer(config["init_dir"])
-    objective = XFMPretrainObjective(ObjectiveWeights(**params.objectives), params.detach_text_for_fusion)
+    objective = XFMPretrainObjective(ObjectiveWeights(**params.objectives), params.detach_text_for_fusion, params.frozen_text_cache)
     records = {name: _read_records(Path(config["records_dir"]) / f"{name}.jsonl", name) for name in params.streams()}
     streams = {
         name: _build_stream(name, sp, records[name], model, tokenizer, params, config["image_root"], loop_config.seed, accelerator, i)
@@ -82,7 +85,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     }
 
     def metadata(directory: Path, trained) -> None:
-        write_pretrained(trained, directory, tokenizer=tokenizer, extra={"stage": "pretrain"})
+        write_pretrained(trained, directory, tokenizer=tokenizer, extra={"stage": config.get("stage", "pretrain")})
 
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
     inputs = [Path(config["init_dir"]) / "model.safetensors", *(Path(config["records_dir"]) / f"{n}.jsonl" for n in streams)]
@@ -106,7 +109,7 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
 
     from xfm_pipeline.data import pretrain_datasets as pd
     from xfm_pipeline.data.masking import BlockMaskGenerator, TextMasker, scaled_mask_sizes
-    from xfm_pipeline.data.transforms import pretrain_transform, randaugment_color_transform
+    from xfm_pipeline.data.transforms import eval_transform, pretrain_transform, randaugment_color_transform
     from xfm_pipeline.training.loop import Stream
     from xfm_pipeline.training.sampling import StreamSampler
 
@@ -118,7 +121,8 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
     if name == "image_text":
         dataset = pd.ImageTextDataset(records, image_root, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
     elif name == "region_text":
-        dataset = pd.RegionTextDataset(records, image_root, vision.image_size, vision.patch_size, randaugment_color_transform(), tokenizer, text_masker, text, texts_per_image=sp.texts_per_image, fusion_texts_per_image=sp.fusion_texts_per_image)
+        colour = randaugment_color_transform() if sp.augment else eval_transform(vision.image_size)
+        dataset = pd.RegionTextDataset(records, image_root, vision.image_size, vision.patch_size, colour, tokenizer, text_masker, text, texts_per_image=sp.texts_per_image, fusion_texts_per_image=sp.fusion_texts_per_image, augment=sp.augment)
     elif name == "image_only":
         dataset = pd.ImageOnlyDataset(records, image_root, pretrain_transform(vision.image_size), patch_masker)
     else:

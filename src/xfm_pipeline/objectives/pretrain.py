@@ -16,7 +16,7 @@ image_text    ITC, ITM (hard negatives), fusion MLM, MIM          images, text_i
 region_text   ITC (region-pooled patches), ITM, fusion MLM,     images (B_img), text_*, masked_*,
               BBP (L1 + GIoU, whole-image captions excluded)      idx_to_group_img, image_atts,
                                                                   target_bbox, is_image
-                                                                  [, fusion_rows]
+                                                                  [, fusion_rows, text_key]
 image_only    MIM (target: a fresh unmasked pass, detached, or    images, image_patch_mask
               the pixels when ``mim_target="pixels"``)
 text_only     text-encoder MLM                                    text_ids_masked, text_atts,
@@ -27,14 +27,17 @@ Optional keys: ``generator`` (a ``torch.Generator`` on the model's device) drive
 sampling, else the global RNG. ``image_idx`` (B,) dataset image ids: in an image_text batch, pairs of one
 image become ITC positives and never ITM negatives of each other (X-FM pretraining has no such ids).
 
-Region batches: ITC contrasts each text with the pooled patches of its region, with the diagonal as
-targets (X-FM pretraining). Other regions of the same image are negatives: their pooled patches are a
-different visual input, and telling them apart is what trains per-patch features (with the image as
-ITC ``idx``, every region of an image was pulled towards every text of it). A text drawn twice for one
-region (the collate pads by drawing again, xfm_spec 8.10) meets identical region features, for which
-same-region soft targets and the diagonal give the same loss. With ``fusion_rows``, ITM, fusion MLM and
-BBP use only the marked texts; ITC uses all. ITM draws negatives among all other pairs, other regions
-of the same image included, but never an exact duplicate of the pair (same image, text and region mask).
+Region batches: ITC contrasts each text with the pooled patches of its region. Other regions of the
+same image are negatives: their pooled patches are a different visual input, and telling them apart is
+what trains per-patch features (with the image as ITC ``idx``, every region of an image was pulled
+towards every text of it). ``text_key`` (B,) ids of the text strings make identical texts positives of
+each other (soft targets; without it, the diagonal as in X-FM pretraining): a phrase like "large grey
+star" describes every region it is drawn for, often two in one image, and calling those pairs negatives
+would push apart the features the phrase should share. A text drawn twice for one region (the collate
+pads by drawing again, xfm_spec 8.10) is one such pair. With ``fusion_rows``, ITM, fusion MLM and BBP
+use only the marked texts; ITC uses all. ITM draws negatives among all other pairs, other regions
+of the same image included, but never a pair with the same text (without ``text_key``: never an exact
+duplicate, same image, text and region mask).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any
 
 import torch
 
+from xfm_pipeline.model.encoder_cache import FrozenEncodings
 from xfm_pipeline.objectives.bbox import bbox_loss
 from xfm_pipeline.objectives.itc import itc_loss
 from xfm_pipeline.objectives.itm import itm_head_loss, itm_pairs
@@ -99,7 +103,7 @@ _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
 
 _PER_TEXT_KEYS = (  # region batch entries with one row per text (``images`` has one per image)
     "text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids",
-    "idx_to_group_img", "image_atts", "target_bbox", "is_image", "fusion_rows",
+    "idx_to_group_img", "image_atts", "target_bbox", "is_image", "fusion_rows", "text_key",
 )  # fmt: skip
 
 
@@ -122,13 +126,20 @@ class XFMPretrainObjective:
         detach_text_for_fusion: X-FM's stop-gradient (xfm_spec 1.4): the fusion encoder receives detached
             text states for ITM and BBP and the fusion-MLM text pass runs without gradient, so the text
             encoder learns only from ITC and text-only MLM. False lets every loss reach the text encoder.
+        frozen_text_cache: while the text encoder is frozen (``lr_scales`` 0), keep the states of up to
+            this many distinct texts (unmasked ITC/ITM/BBP texts, keyed by token ids) and encode each once;
+            0 encodes every batch. A frozen encoder always runs in eval mode without gradients.
     """
 
-    def __init__(self, weights: ObjectiveWeights | None = None, detach_text_for_fusion: bool = True):
+    def __init__(self, weights: ObjectiveWeights | None = None, detach_text_for_fusion: bool = True, frozen_text_cache: int = 0):
         if not isinstance(detach_text_for_fusion, bool):
             raise ValueError(f"detach_text_for_fusion must be a bool, got {detach_text_for_fusion!r}")
+        if isinstance(frozen_text_cache, bool) or not isinstance(frozen_text_cache, int) or frozen_text_cache < 0:
+            raise ValueError(f"frozen_text_cache must be an int >= 0, got {frozen_text_cache!r}")
         self.weights = weights if weights is not None else ObjectiveWeights()
         self.detach_text_for_fusion = detach_text_for_fusion
+        self.encodings = FrozenEncodings(max_rows=frozen_text_cache)
+        self._cache_text = frozen_text_cache > 0
         self._streams = {
             "image_text": self._image_text,
             "region_text": self._region_text,
@@ -165,6 +176,10 @@ class XFMPretrainObjective:
         return losses
 
     # ------------------------------------------------------------------ shared pieces
+    def _encode_text(self, model, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B, L, Dt); a frozen text encoder's states come from the cache when it is on."""
+        return self.encodings.texts(model, text_ids, text_atts, use_cache=self._cache_text)
+
     def _fusion_text(self, text_embeds: torch.Tensor) -> torch.Tensor:
         return text_embeds.detach() if self.detach_text_for_fusion else text_embeds
 
@@ -217,7 +232,7 @@ class XFMPretrainObjective:
             out["patch_similarity"] = patch_similarity(image_embeds)  # 1 = collapsed patch tokens
         text_embeds = sim = None
         if w.active("itc") or w.active("itm"):
-            text_embeds = model.encode_text(batch["text_ids"], batch["text_atts"])  # (B, L, Dt)
+            text_embeds = self._encode_text(model, batch["text_ids"], batch["text_atts"])  # (B, L, Dt)
             sim = self._contrastive(model, image_embeds, text_embeds, idx, out)
         if w.active("itm") or w.active("mlm"):
             self._matching_and_mlm(model, batch, image_embeds, None, text_embeds, sim, idx, out)
@@ -237,9 +252,9 @@ class XFMPretrainObjective:
         needs_boxes = w.active("bbox") or w.active("giou")
         text_embeds = sim = None
         if w.active("itc") or w.active("itm") or needs_boxes:
-            text_embeds = model.encode_text(batch["text_ids"], text_atts)  # (B, L, Dt)
+            text_embeds = self._encode_text(model, batch["text_ids"], text_atts)  # (B, L, Dt)
         if w.active("itc") or w.active("itm"):
-            sim = self._contrastive(model, region_embeds, text_embeds, None, out)  # (B, B) over every text
+            sim = self._contrastive(model, region_embeds, text_embeds, batch.get("text_key"), out)  # (B, B) over every text
         rows = batch.get("fusion_rows")
         if rows is not None and not bool(rows.all()):  # ITM, IMLM and BBP on the marked texts only
             keep = rows.nonzero().squeeze(1)  # (F,)
@@ -249,7 +264,9 @@ class XFMPretrainObjective:
             text_embeds = None if text_embeds is None else text_embeds[keep]
             sim = None if sim is None else sim[keep][:, keep]
         if w.active("itm") or w.active("mlm"):
-            itm_idx = duplicate_pair_ids(group, batch["text_ids"], image_atts) if w.active("itm") else None
+            itm_idx = None
+            if w.active("itm"):  # identical texts (or, without keys, identical pairs) are never negatives
+                itm_idx = batch["text_key"] if "text_key" in batch else duplicate_pair_ids(group, batch["text_ids"], image_atts)
             self._matching_and_mlm(model, batch, region_embeds, image_atts, text_embeds, sim, itm_idx, out)
         if needs_boxes:
             fused = model.fuse(self._fusion_text(text_embeds), text_atts, image_embeds, None)  # all-ones image mask

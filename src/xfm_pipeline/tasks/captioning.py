@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 
@@ -101,7 +102,7 @@ def collate_captioning(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``images`` (B, 3, S, S); training: ``text_ids``/``text_atts``/``target_mask`` (B, L); eval: ``image_id``."""
     batch: dict[str, Any] = {"images": torch.stack([it["images"] for it in items])}
     if "text_ids" in items[0]:
-        ids, atts = common.trim_padding(torch.stack([it["text_ids"] for it in items]), torch.stack([it["text_atts"] for it in items]))
+        ids, atts = trim_padding(torch.stack([it["text_ids"] for it in items]), torch.stack([it["text_atts"] for it in items]))
         batch.update(text_ids=ids, text_atts=atts, target_mask=torch.stack([it["target_mask"] for it in items])[:, : ids.shape[1]])
     else:
         batch["image_id"] = [it["image_id"] for it in items]

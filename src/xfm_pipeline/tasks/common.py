@@ -50,12 +50,6 @@ def tokenize_fixed(tokenizer, texts: str | list[str], max_tokens: int) -> tuple[
     return tok.text_ids, tok.text_atts
 
 
-def trim_padding(text_ids: torch.Tensor, text_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut (B, L) ids/mask to the longest real text of the batch (X-FM's ``padding='longest'``)."""
-    length = max(1, int(text_atts.sum(dim=1).max()))
-    return text_ids[:, :length].contiguous(), text_atts[:, :length].contiguous()
-
-
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's parameters."""
     return next(model.parameters()).device

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
     image_size,
@@ -38,7 +39,6 @@ from xfm_pipeline.tasks.common import (
     seeded_transform,
     to_device,
     tokenize_fixed,
-    trim_padding,
 )
 
 

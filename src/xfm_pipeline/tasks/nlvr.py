@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
     image_size,
@@ -34,7 +35,6 @@ from xfm_pipeline.tasks.common import (
     seeded_transform,
     to_device,
     tokenize_fixed,
-    trim_padding,
 )
 
 

@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.tasks.encoder_cache import FrozenEncodings
+from xfm_pipeline.model.encoder_cache import FrozenEncodings
 
 TRAIN_QUESTION_WORDS = 30  # pre_question max words in training (X-FM)
 TEST_QUESTION_WORDS = 50  # ... and at test time
@@ -59,7 +60,7 @@ class VQAModel(TaskModel):
         self, images: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor, image_keys: list[str] | None = None, cache_text: bool = False
     ) -> torch.Tensor:
         """(B, 3, S, S), (B, Lq) -> (B, Lq, D) fused question states. A frozen encoder's outputs are cached
-        per image key / question (``tasks.encoder_cache``) when ``image_keys`` / ``cache_text`` are given."""
+        per image key / question (``model.encoder_cache``) when ``image_keys`` / ``cache_text`` are given."""
         image_embeds = self.encodings.images(self.xfm, images, image_keys)  # (B, 1+N, Dv)
         text = self.encodings.texts(self.xfm, question_ids, question_atts, use_cache=cache_text)  # (B, Lq, D)
         return self.xfm.fuse(text, question_atts, image_embeds)
@@ -109,10 +110,10 @@ def collate_vqa(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack images/questions (padding trimmed); training batches flatten the answers of every question:
     ``answer_ids``/``answer_atts`` (N, La), ``weights`` (N,), ``n`` (B,) answers per question, and carry
     ``image_keys`` (B,) when the images are not augmented."""
-    q_ids, q_atts = common.trim_padding(torch.stack([it["question_ids"] for it in items]), torch.stack([it["question_atts"] for it in items]))
+    q_ids, q_atts = trim_padding(torch.stack([it["question_ids"] for it in items]), torch.stack([it["question_atts"] for it in items]))
     batch: dict[str, Any] = {"images": torch.stack([it["images"] for it in items]), "question_ids": q_ids, "question_atts": q_atts}
     if "answer_ids" in items[0]:
-        a_ids, a_atts = common.trim_padding(torch.cat([it["answer_ids"] for it in items]), torch.cat([it["answer_atts"] for it in items]))
+        a_ids, a_atts = trim_padding(torch.cat([it["answer_ids"] for it in items]), torch.cat([it["answer_atts"] for it in items]))
         batch.update(
             answer_ids=a_ids, answer_atts=a_atts,
             weights=torch.cat([it["weights"] for it in items]),
@@ -173,7 +174,7 @@ class VQATask(Task):
         device = common.model_device(model)
         answer_list = dataset.answer_list
         a_ids, a_atts = common.tokenize_fixed(dataset.tokenizer, answer_list, opts.max_answer_tokens)
-        a_ids, a_atts = common.trim_padding(a_ids, a_atts)
+        a_ids, a_atts = trim_padding(a_ids, a_atts)
         a_ids, a_atts = a_ids.to(device), a_atts.to(device)
         generator = torch.Generator().manual_seed(noise_seed) if noise_seed is not None else None
         was_training = model.training

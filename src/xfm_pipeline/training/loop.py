@@ -23,7 +23,7 @@ from torch import nn
 from xfm_pipeline.training import checkpointing as ckpt
 from xfm_pipeline.training import sharding
 from xfm_pipeline.training.host_memory import keep_freed_memory
-from xfm_pipeline.training.optim import create_optimizer, freeze_zero_scaled, linear_warmup_decay, param_groups, warmup_steps_of
+from xfm_pipeline.training.optim import create_optimizer, eval_frozen_submodules, freeze_zero_scaled, linear_warmup_decay, param_groups, warmup_steps_of
 from xfm_pipeline.training.sampling import StreamIterator, StreamSampler, sample_seed
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ def train(
     frozen = freeze_zero_scaled(model, config.lr_scales)
     if frozen and is_main:
         log.info("lr_scales freeze %d parameter tensors (%s ...)", len(frozen), frozen[0])
+    if model.training:
+        eval_frozen_submodules(model)
 
     start_step, resumed_from, history, best, state = 0, None, [], None, None
     latest = ckpt.latest_valid_checkpoint(output_dir)
@@ -275,6 +277,8 @@ def _validate(accelerator, model, evaluate, step, history, best, output_dir, con
         with torch.no_grad():
             metrics = {f"val/{k}": float(v) for k, v in evaluate(model, step).items()}
         model.train(was_training)
+        if was_training:
+            eval_frozen_submodules(model)
         history.append({"step": step, **metrics})
         if on_log is not None:
             on_log(step, metrics)

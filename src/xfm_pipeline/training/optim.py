@@ -67,6 +67,23 @@ def freeze_zero_scaled(model: nn.Module, lr_scales: Mapping[str, float] | None) 
     return frozen
 
 
+def eval_frozen_submodules(model: nn.Module) -> list[str]:
+    """Put every submodule whose parameters are all frozen into eval mode; returns their names.
+
+    Call after ``model.train()``: dropout and drop-path in an encoder that ``lr_scales`` froze only add
+    noise to its fixed function (a frozen MiniLM text encoder would otherwise drop 10% of its states in
+    every vision-language fine-tune). Modules with any trained parameter, and parameter-free modules
+    outside a frozen one, keep their mode.
+    """
+    names = []
+    for name, module in model.named_modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params) and not any(name.startswith(f"{n}.") for n in names):
+            module.eval()
+            names.append(name)
+    return names
+
+
 def create_optimizer(groups: list[dict], betas=(0.9, 0.98), eps: float = 1e-8) -> torch.optim.AdamW:
     """AdamW with the fused kernel when every parameter is a floating tensor on CPU or CUDA."""
     params = [p for g in groups for p in g["params"]]

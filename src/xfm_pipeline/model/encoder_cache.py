@@ -1,16 +1,15 @@
-"""Memoised outputs of frozen encoders during fine-tuning.
+"""Memoised outputs of frozen encoders (fine-tuning, and pretraining with a frozen text encoder).
 
 When ``lr_scales`` freezes an encoder (multiplier 0, so every parameter has ``requires_grad=False``) and
-the training transform is deterministic, the encoder maps one input to one output for the whole run:
-computing it once per distinct input and reusing it every epoch gives the same loss at a fraction of
-the cost. On the tiny preset the frozen MiniLM question encoder and a frozen vision encoder are most of
-a VQA step, so the fusion encoder and decoder see several times more questions in the same minutes.
+its inputs are deterministic, the encoder maps one input to one output for the whole run: computing it
+once per distinct input and reusing it every epoch gives the same loss at a fraction of the cost. On the
+tiny preset the frozen MiniLM text encoder and a frozen vision encoder are most of a VQA step, and the
+text encoder most of a vision warm-up step (``pretrain_vision``).
 
 A frozen encoder is run in eval mode under ``no_grad``, cached or not: dropout or drop-path on fixed
 weights only adds noise. Keys name the input exactly (an image path under a deterministic transform,
 the token ids of a text); the caller decides when its keys are valid. Cached rows are plain tensors
-outside the state dict, so checkpoints and DDP are unaffected; each process keeps its own cache.
-"""
+outside the state dict, so checkpoints and DDP are unaffected; each process keeps its own cache."""
 
 from __future__ import annotations
 
@@ -30,7 +29,10 @@ def is_frozen(module: nn.Module) -> bool:
 class EncoderCache:
     """Rows of one frozen encoder's output, keyed by input; a row may have any leading length."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int | None = None) -> None:
+        if max_rows is not None and max_rows < 0:
+            raise ValueError(f"encoder cache: max_rows must be >= 0 or None, got {max_rows}")
+        self.max_rows = max_rows  # rows kept at most (None = unbounded); inputs beyond it are computed each time
         self._rows: dict[Hashable, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -38,7 +40,8 @@ class EncoderCache:
 
     def rows(self, keys: Sequence[Hashable], compute: Callable[[list[int]], list[torch.Tensor]]) -> list[torch.Tensor]:
         """The rows of ``keys``; ``compute(positions)`` returns the rows of the keys not seen yet (one per
-        position of ``keys``, in order). Duplicate keys within a call are computed once."""
+        position of ``keys``, in order). Duplicate keys within a call are computed once. Once ``max_rows``
+        rows are stored, new rows are returned without being stored."""
         missing: list[int] = []
         pending: set[Hashable] = set()
         for i, key in enumerate(keys):
@@ -49,8 +52,11 @@ class EncoderCache:
             computed = compute(missing)
             if len(computed) != len(missing):
                 raise ValueError(f"encoder cache: compute returned {len(computed)} rows for {len(missing)} inputs")
-            for i, row in zip(missing, computed, strict=True):
-                self._rows[keys[i]] = row.detach().clone()
+            fresh = {keys[i]: row.detach() for i, row in zip(missing, computed, strict=True)}
+            for key, row in fresh.items():
+                if self.max_rows is None or len(self._rows) < self.max_rows:
+                    self._rows[key] = row.clone()
+            return [self._rows[key] if key in self._rows else fresh[key] for key in keys]
         return [self._rows[key] for key in keys]
 
 
@@ -70,12 +76,12 @@ class FrozenEncodings:
 
     ``images(..., keys)`` (one hashable per image) and ``texts(..., use_cache=True)`` (keyed by the real
     tokens' ids) enable the cache; without them, or while the encoder is trained, the encoder simply runs
-    (in eval mode under ``no_grad`` when frozen).
+    (in eval mode under ``no_grad`` when frozen). ``max_rows`` bounds each cache (None = unbounded).
     """
 
-    def __init__(self) -> None:
-        self.image_cache = EncoderCache()
-        self.text_cache = EncoderCache()
+    def __init__(self, max_rows: int | None = None) -> None:
+        self.image_cache = EncoderCache(max_rows)
+        self.text_cache = EncoderCache(max_rows)
 
     def images(self, xfm: nn.Module, images: torch.Tensor, keys: Sequence[Hashable] | None = None) -> torch.Tensor:
         """(B, 3, S, S) -> (B, 1+N, Dv)."""
