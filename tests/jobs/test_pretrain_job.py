@@ -167,3 +167,10 @@ def test_a_vision_warm_up_of_zero_steps_passes_the_init_checkpoint_through(init_
     checkpoint, metrics, history = pretrain_vision(init, {"loop": {"max_steps": 0}}, "unused")
     assert checkpoint.model is init.model and checkpoint.extra == {"source": "test", "stage": "pretrain_vision", "step": 0}
     assert metrics == {"step": 0, "resumed_from": None, "losses": {}} and history == []
+
+
+def test_augment_off_is_refused_outside_the_region_stream(pretrain_world, init_dir, tmp_path):
+    params = _params(tmp_path / "run", steps=1, streams=("image_text",))
+    params["image_text"]["augment"] = False
+    with pytest.raises(ValueError, match="pretrain.image_text.augment: only region_text"):
+        run_pretraining(_config(pretrain_world, init_dir, params))

@@ -134,8 +134,9 @@ class RegionTextDataset(torch.utils.data.Dataset):
 
     Per spec 2.5: a random element's box is kept inside a random crop; horizontal flip unless a caption
     says left/right; resize to S; ``color_transform`` (colour-only RandAugment). ``augment=False`` keeps
-    the whole image unflipped (pass an evaluation ``color_transform`` too): every element is a region. Texts: the image caption (whole image,
-    ``is_image=1``) and elements keeping more than ``min_area_in_crop`` of their area. Exactly
+    the whole image unflipped (pass an evaluation ``color_transform`` too): every element is a region.
+    Texts: the image caption (whole image, ``is_image=1``) and elements keeping more than
+    ``min_area_in_crop`` of their area. Exactly
     ``texts_per_image`` texts are drawn (with repetition when fewer exist); ``text_key`` (k,) ids their
     strings (:func:`~xfm_pipeline.data.text.text_key`). ``fusion_rows`` (k,) marks the
     first ``fusion_texts_per_image`` of them (default: all): every text is in ITC, which costs one

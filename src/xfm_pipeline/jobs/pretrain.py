@@ -113,6 +113,8 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
     from xfm_pipeline.training.loop import Stream
     from xfm_pipeline.training.sampling import StreamSampler
 
+    if name != "region_text" and not sp.augment:
+        raise ValueError(f"pretrain.{name}.augment: only region_text can switch its augmentation off")
     vision = model.config.vision
     text = pd.TextSettings(max_words=sp.max_words, max_tokens=sp.max_tokens, apply_pre_caption=name != "text_only")
     text_masker = TextMasker(tokenizer, mask_prob=sp.mask_prob, max_masks=sp.max_masks)

@@ -9,7 +9,8 @@ text encoder most of a vision warm-up step (``pretrain_vision``).
 A frozen encoder is run in eval mode under ``no_grad``, cached or not: dropout or drop-path on fixed
 weights only adds noise. Keys name the input exactly (an image path under a deterministic transform,
 the token ids of a text); the caller decides when its keys are valid. Cached rows are plain tensors
-outside the state dict, so checkpoints and DDP are unaffected; each process keeps its own cache."""
+outside the state dict, so checkpoints and DDP are unaffected; each process keeps its own cache.
+"""
 
 from __future__ import annotations
 
