@@ -6,10 +6,10 @@ import pytest
 import torch
 from understanding_fixtures import IMAGE_ROOT, load_backbone, one_thread, tiny_init, tokenizer, validated  # noqa: F401
 
+from xfm_pipeline.model.encoder_cache import EncoderCache, FrozenEncodings
 from xfm_pipeline.tasks.base import TaskParams
-from xfm_pipeline.model.encoder_cache import EncoderCache, FrozenEncodings, is_frozen
 from xfm_pipeline.tasks.registry import get_task
-from xfm_pipeline.training.optim import freeze_zero_scaled
+from xfm_pipeline.training.optim import freeze_zero_scaled, is_frozen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

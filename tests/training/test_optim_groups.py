@@ -81,3 +81,7 @@ def test_frozen_submodules_run_in_eval_mode_and_trained_ones_keep_training():
     model.train()
     assert eval_frozen_submodules(model) == ["text_encoder", "fusion.0"]
     assert model["fusion"].training and model["fusion"][1].training
+    for param in model.parameters():
+        param.requires_grad_(False)
+    model.train()
+    assert eval_frozen_submodules(model) == [""] and not any(m.training for m in model.modules())  # listed once

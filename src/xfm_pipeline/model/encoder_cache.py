@@ -20,11 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-
-def is_frozen(module: nn.Module) -> bool:
-    """True when ``module`` has parameters and none of them is trained."""
-    params = list(module.parameters())
-    return bool(params) and not any(p.requires_grad for p in params)
+from xfm_pipeline.training.optim import is_frozen
 
 
 class EncoderCache:
@@ -49,6 +45,7 @@ class EncoderCache:
             if key not in self._rows and key not in pending:
                 missing.append(i)
                 pending.add(key)
+        fresh: dict[Hashable, torch.Tensor] = {}
         if missing:
             computed = compute(missing)
             if len(computed) != len(missing):
@@ -57,8 +54,7 @@ class EncoderCache:
             for key, row in fresh.items():
                 if self.max_rows is None or len(self._rows) < self.max_rows:
                     self._rows[key] = row.clone()
-            return [self._rows[key] if key in self._rows else fresh[key] for key in keys]
-        return [self._rows[key] for key in keys]
+        return [self._rows[key] if key in self._rows else fresh[key] for key in keys]
 
 
 def run_frozen(module: nn.Module, fn: Callable[[], torch.Tensor]) -> torch.Tensor:

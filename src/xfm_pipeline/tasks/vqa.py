@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
+from xfm_pipeline.model.encoder_cache import FrozenEncodings
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.model.encoder_cache import FrozenEncodings
 
 TRAIN_QUESTION_WORDS = 30  # pre_question max words in training (X-FM)
 TEST_QUESTION_WORDS = 50  # ... and at test time

@@ -67,18 +67,24 @@ def freeze_zero_scaled(model: nn.Module, lr_scales: Mapping[str, float] | None) 
     return frozen
 
 
+def is_frozen(module: nn.Module) -> bool:
+    """True when ``module`` has parameters and none of them is trained."""
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
 def eval_frozen_submodules(model: nn.Module) -> list[str]:
-    """Put every submodule whose parameters are all frozen into eval mode; returns their names.
+    """Put every outermost submodule that :func:`is_frozen` into eval mode; returns their names.
 
     Call after ``model.train()``: dropout and drop-path in an encoder that ``lr_scales`` froze only add
     noise to its fixed function (a frozen MiniLM text encoder would otherwise drop 10% of its states in
     every vision-language fine-tune). Modules with any trained parameter, and parameter-free modules
     outside a frozen one, keep their mode.
     """
-    names = []
+    names: list[str] = []
     for name, module in model.named_modules():
-        params = list(module.parameters())
-        if params and not any(p.requires_grad for p in params) and not any(name.startswith(f"{n}.") for n in names):
+        inside = any(n == "" or name.startswith(f"{n}.") for n in names)  # "" = the whole model is frozen
+        if not inside and is_frozen(module):
             module.eval()
             names.append(name)
     return names
