@@ -85,3 +85,16 @@ def test_incomplete_directories_are_rejected(tiny_model, tmp_path):
     (tmp_path / "ckpt" / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="missing model.safetensors"):
         load_pretrained(tmp_path / "ckpt")
+
+
+def test_loading_at_another_resolution_resamples_the_absolute_position_embedding(tiny_model, tmp_path):
+    assert tiny_model.vision_encoder.pos_embed is not None  # the tiny preset has one
+    save_pretrained(tiny_model, tmp_path / "ckpt")
+    size = tiny_model.config.vision.image_size + 2 * tiny_model.config.vision.patch_size  # two more patches per side
+    loaded = load_pretrained(tmp_path / "ckpt", image_size=size).eval()
+    grid = size // tiny_model.config.vision.patch_size
+    saved = tiny_model.vision_encoder.pos_embed
+    assert loaded.vision_encoder.pos_embed.shape == (1, 1 + grid * grid, saved.shape[-1])
+    torch.testing.assert_close(loaded.vision_encoder.pos_embed[:, 0], saved[:, 0])  # the CLS slot is kept as is
+    with torch.no_grad():
+        assert loaded.encode_image(torch.randn(1, 3, size, size)).shape == (1, 1 + grid * grid, loaded.config.vision.width)

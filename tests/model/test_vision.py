@@ -111,3 +111,17 @@ def test_cpu_training_uses_explicit_attention_with_the_same_result(encoder):
     explicit.sum().backward()
     assert all(block.attn.relative_position_bias_table.grad.abs().sum() > 0 for block in encoder.blocks)
     encoder.zero_grad(set_to_none=True)
+
+
+def test_absolute_position_embedding_is_added_to_every_token():
+    torch.manual_seed(0)
+    config = dict(image_size=32, patch_size=8, width=48, depth=2, num_heads=3, drop_path_rate=0.0)
+    with_pos = VisionEncoder(VisionConfig(**config, abs_pos_emb=True)).eval()
+    without = VisionEncoder(VisionConfig(**config)).eval()
+    assert without.pos_embed is None and with_pos.pos_embed.shape == (1, 1 + 16, 48)
+    without.load_state_dict({k: v for k, v in with_pos.state_dict().items() if k != "pos_embed"})
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(with_pos(x), without(x))
+        with_pos.pos_embed.zero_()
+        torch.testing.assert_close(with_pos(x), without(x), rtol=0, atol=0)

@@ -84,32 +84,44 @@ def test_trained_encoders_are_never_cached(tiny_init):
     assert out.requires_grad and len(encodings.image_cache) == 0
 
 
-def vqa_params() -> TaskParams:
-    return TaskParams(image_size=64, batch_size=6, max_tokens=30, options={"augment": False, "k_test": 4}, lr_scales=FROZEN_ENCODERS)
+def cached_task_case(name: str) -> tuple[dict, TaskParams, list[str]]:
+    """(data, params with both encoders frozen, the image key of each of the first 6 training items)."""
+    if name == "vqa":
+        train = validated("vqa/train.json")[:6]
+        data, options, keys = {"train": train}, {"augment": False, "k_test": 4}, [r["image"] for r in train]
+    elif name == "nlvr":
+        train = validated("nlvr/train.json")[:6]
+        data, options, keys = {"train": train}, {"augment": False}, [path for r in train for path in r["images"]]
+    else:
+        refs = [r for r in validated("grounding/refcoco+.json") if r["split"] == "train"][:6]
+        data, options, keys = {"refs": refs}, {"augment": False}, [r["image"] for r in refs]
+    return data, TaskParams(image_size=64, batch_size=6, max_tokens=30, options=options, lr_scales=FROZEN_ENCODERS), keys
 
 
-def test_vqa_loss_with_frozen_encoders_is_unchanged_by_the_cache(tiny_init, tokenizer):
-    task = get_task("vqa")
-    data = {"train": validated("vqa/train.json")[:6]}
-    dataset = task.dataset("train", data, tokenizer, vqa_params(), IMAGE_ROOT, train=True)
+@pytest.mark.parametrize("name", ["vqa", "nlvr", "grounding"])
+def test_loss_with_frozen_encoders_is_unchanged_by_the_cache(name, tiny_init, tokenizer):
+    task = get_task(name)
+    data, params, keys = cached_task_case(name)
+    dataset = task.dataset("train", data, tokenizer, params, IMAGE_ROOT, train=True)
     batch = task.collate("train", True)([dataset[(i, i)] for i in range(6)])
-    assert batch["image_keys"] == [r["image"] for r in data["train"]]
-    model = task.build_model(load_backbone(tiny_init), vqa_params(), data).train()
+    assert batch["image_keys"] == keys
+    model = task.build_model(load_backbone(tiny_init), params, data).train()
     freeze_zero_scaled(model, FROZEN_ENCODERS)
     uncached = task.loss(model, {k: v for k, v in batch.items() if k != "image_keys"})["loss"]
     assert len(model.encodings.image_cache) == 0
     cached = [task.loss(model, batch)["loss"] for _ in range(2)]
-    assert len(model.encodings.image_cache) == len(set(batch["image_keys"])) and len(model.encodings.text_cache) > 0
+    assert len(model.encodings.image_cache) == len(set(keys)) and len(model.encodings.text_cache) > 0
     for loss in cached:
         torch.testing.assert_close(loss, uncached)
     cached[1].backward()
     assert any(p.grad is not None for p in model.xfm.fusion_encoder.parameters())
 
 
-def test_augmented_vqa_batches_carry_no_image_keys(tokenizer):
-    task = get_task("vqa")
-    data = {"train": validated("vqa/train.json")[:2]}
-    params = TaskParams(image_size=64, max_tokens=30, options={"augment": True})
+@pytest.mark.parametrize("name", ["vqa", "nlvr", "grounding"])
+def test_augmented_training_batches_carry_no_image_keys(name, tokenizer):
+    task = get_task(name)
+    data, params, _ = cached_task_case(name)
+    params = TaskParams(image_size=64, max_tokens=30, options={**params.options, "augment": True})
     dataset = task.dataset("train", data, tokenizer, params, IMAGE_ROOT, train=True)
     assert "image_keys" not in task.collate("train", True)([dataset[(0, 1)], dataset[(1, 2)]])
 

@@ -6,12 +6,13 @@ import math
 import random
 
 import pytest
+import torch
 from understanding_fixtures import IMAGE_ROOT, load_backbone, one_thread, tiny_init, tokenizer, train_steps, validated, write_data_dir  # noqa: F401
 
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.jobs.finetune import eval_loader
 from xfm_pipeline.tasks.base import TaskParams, load_task_checkpoint, write_task_checkpoint
-from xfm_pipeline.tasks.grounding import box_to_target, crop_containing
+from xfm_pipeline.tasks.grounding import PatchPointer, box_to_target, centre_patch, crop_containing, patch_centres
 from xfm_pipeline.tasks.registry import get_task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,6 +45,8 @@ def test_options_and_box_geometry(tiny_init):
         TASK.build_model(load_backbone(tiny_init), params(options={"hflip": True}), {})
     with pytest.raises(ValueError, match="hflip_prob"):
         TASK.build_model(load_backbone(tiny_init), params(options={"hflip_prob": 2.0}), {})
+    with pytest.raises(ValueError, match="box_head"):
+        TASK.build_model(load_backbone(tiny_init), params(options={"box_head": "anchors"}), {})
     rng = random.Random(0)
     for _ in range(200):  # every random crop contains the box
         bbox = [rng.uniform(0, 80), rng.uniform(0, 80), rng.uniform(1, 16), rng.uniform(1, 16)]
@@ -67,21 +70,51 @@ def test_splits_dataset_and_collate(data, tokenizer):
     assert plain["target_bbox"][0].tolist() == pytest.approx([(x + w / 2) / width, (y + h / 2) / height, w / width, h / height], abs=1e-6)
 
 
-def test_loss_backward_and_learning(data, tokenizer, tiny_init):
-    model = TASK.build_model(load_backbone(tiny_init), params(), data)
+def test_pointer_geometry():
+    assert patch_centres(2).tolist() == [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]]  # (x, y), row-major
+    boxes = torch.tensor([[0.1, 0.2, 0.1, 0.1], [0.9, 0.6, 0.1, 0.1], [1.0, 1.0, 0.2, 0.2], [0.6, 0.4, 0.5, 0.5]])
+    assert centre_patch(boxes, 2).tolist() == [0, 3, 3, 1]
+
+
+def test_a_sure_pointer_puts_the_box_on_the_pointed_patch():
+    pointer = PatchPointer(text_width=8, vision_width=6, dim=4)
+    with torch.no_grad():
+        pointer.query.weight.zero_()
+        pointer.query.bias.fill_(10.0)  # the same query for any CLS
+        pointer.key.weight.zero_()
+        pointer.key.weight[:, :4] = torch.eye(4)
+        pointer.key.bias.zero_()
+        pointer.refine[3].weight.zero_()
+        pointer.refine[3].bias.zero_()  # no offset (tanh 0), size sigmoid(0) = 0.5
+    patches = torch.zeros(2, 9, 6)  # a 3 x 3 grid
+    patches[0, 5, :4] = 10.0  # image 0 points at patch 5 (row 1, col 2), image 1 at patch 0
+    patches[1, 0, :4] = 10.0
+    scores, boxes = pointer(torch.randn(2, 8), patches)
+    assert scores.argmax(dim=1).tolist() == [5, 0]
+    torch.testing.assert_close(boxes, torch.tensor([[5 / 6, 0.5, 0.5, 0.5], [1 / 6, 1 / 6, 0.5, 0.5]]))
+
+
+@pytest.mark.parametrize("box_head", ["cls", "pointer"])
+def test_loss_backward_and_learning(box_head, data, tokenizer, tiny_init):
+    model = TASK.build_model(load_backbone(tiny_init), params(options={"augment": True, "box_head": box_head}), data)
     batch = train_batch(data, tokenizer, augment=False)
     losses = TASK.loss(model, batch)
     assert {"loss", "loss_bbox", "loss_giou"} <= set(losses) and math.isfinite(float(losses["loss"].detach()))
+    assert ("loss_pointer" in losses) == (box_head == "pointer")
     losses["loss"].backward()
-    assert model.xfm.bbox_head[0].weight.grad is not None
+    head = model.xfm.bbox_head[0] if box_head == "cls" else model.pointer.refine[0]
+    assert head.weight.grad is not None
     before, after = train_steps(TASK, model, batch, steps=8, lr=2e-4)
     assert after < 0.8 * before, (before, after)
 
 
-def test_predict_evaluate_and_checkpoint_round_trip(data, tokenizer, tiny_init, tmp_path):
-    model = TASK.build_model(load_backbone(tiny_init), params(), data).eval()
-    loader = eval_loader(TASK, "testA", data, tokenizer, params(), IMAGE_ROOT)
-    predictions = TASK.predict(model, loader, params())
+@pytest.mark.parametrize("box_head", ["cls", "pointer"])
+def test_predict_evaluate_and_checkpoint_round_trip(box_head, data, tokenizer, tiny_init, tmp_path):
+    task_params = params(options={"augment": True, "box_head": box_head})
+    model = TASK.build_model(load_backbone(tiny_init), task_params, data).eval()
+    assert hasattr(model, "pointer") == (box_head == "pointer")
+    loader = eval_loader(TASK, "testA", data, tokenizer, task_params, IMAGE_ROOT)
+    predictions = TASK.predict(model, loader, task_params)
     assert [p["index"] for p in predictions] == [0, 1, 2] and all(len(p["pred_bbox"]) == 4 for p in predictions)
     metrics = TASK.evaluate(predictions, "testA", data)
     assert set(metrics) == {"grounding_acc"} and 0 <= metrics["grounding_acc"] <= 100
@@ -93,9 +126,9 @@ def test_predict_evaluate_and_checkpoint_round_trip(data, tokenizer, tiny_init, 
 
     directory = tmp_path / "task"
     directory.mkdir()
-    write_task_checkpoint(model, directory, params(), tokenizer)
+    write_task_checkpoint(model, directory, task_params, tokenizer)
     restored = load_task_checkpoint(directory).eval()
-    again = TASK.predict(restored, loader, params())
+    again = TASK.predict(restored, loader, task_params)
     assert [c for p in again for c in p["pred_bbox"]] == pytest.approx([c for p in predictions for c in p["pred_bbox"]], abs=1e-3)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from xfm_pipeline.training.optim import eval_frozen_submodules, freeze_zero_scaled, param_groups
@@ -40,6 +41,17 @@ def test_every_parameter_gets_its_scaled_learning_rate_and_decay():
     for param, (lr, decay) in expected.items():
         assert got[id(param)] == (pytest.approx(lr), decay)
     assert len(got) == sum(1 for _ in model.parameters())  # every parameter is in exactly one group
+
+
+def test_position_tables_and_special_tokens_are_never_decayed():
+    model = nn.Module()
+    for name in ("pos_embed", "cls_token", "mask_token", "relative_position_bias_table"):
+        model.register_parameter(name, nn.Parameter(torch.zeros(1, 3, 4)))
+    model.proj = nn.Linear(4, 4)
+    got = _lr_and_decay_of(param_groups(model, lr=1e-3, weight_decay=0.05, new_param_prefixes=[], lr_mult=2.0))
+    assert {name: got[id(p)][1] for name, p in model.named_parameters()} == {
+        "pos_embed": 0.0, "cls_token": 0.0, "mask_token": 0.0, "relative_position_bias_table": 0.0, "proj.weight": 0.05, "proj.bias": 0.0,
+    }  # fmt: skip
 
 
 def test_frozen_parameters_are_left_out():

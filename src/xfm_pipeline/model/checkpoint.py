@@ -140,11 +140,12 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     """Rebuild an ``XFM`` from ``directory`` (strict: every tensor must match).
 
     With ``image_size`` different from the saved one, the model is built at the new resolution and the
-    per-block relative position tables are resized (fine-tuning at 384/480 px, xfm_spec 6.3).
+    per-block relative position tables (and an absolute ``pos_embed``, if any) are resized (fine-tuning
+    at 384/480 px, xfm_spec 6.3).
     """
     from safetensors.torch import load_file
 
-    from xfm_pipeline.model.official import resize_rel_pos_table
+    from xfm_pipeline.model.official import resize_abs_pos_embed, resize_rel_pos_table
     from xfm_pipeline.model.xfm import XFM
 
     meta = read_checkpoint_config(directory)
@@ -157,6 +158,8 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     for key, tensor in state.items():
         if key.endswith("relative_position_bias_table") and key in target and tensor.shape != target[key].shape:
             state[key] = resize_rel_pos_table(tensor, tuple(target[key].shape))
+        elif key == "vision_encoder.pos_embed" and key in target and tensor.shape != target[key].shape:
+            state[key] = resize_abs_pos_embed(tensor, tuple(target[key].shape))  # (1, 1+N, D)
     missing, unexpected = model.load_state_dict(state, strict=False)
     aliases = tied_keys(model)  # safetensors stores a tied tensor once
     missing = [k for k in missing if k not in aliases]

@@ -26,6 +26,7 @@ class VisionConfig:
     layer_scale_init: float = 0.1  # LayerScale gamma_1/gamma_2 initial value
     drop_path_rate: float = 0.1  # stochastic depth at the last block (linear over depth)
     stem: str = "patch"  # patch: BEiT's linear patch embedding (official keys) | conv: a convolutional stem
+    abs_pos_emb: bool = False  # a learned absolute position embedding (ViT's ``pos_embed``); X-FM's BEiT-v2 has none
 
     def __post_init__(self):
         if self.stem not in VISION_STEMS:

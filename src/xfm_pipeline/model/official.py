@@ -8,6 +8,7 @@ with a recorded reason. The report lists loaded, resized, skipped, unexpected an
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,15 @@ def resize_rel_pos_table(table: torch.Tensor, target_shape: tuple[int, ...]) -> 
     return resize_rel_pos_bias_table(table, new_window_size=new_window, new_bias_shape=tuple(target_shape))
 
 
+def resize_abs_pos_embed(pos_embed: torch.Tensor, target_shape: tuple[int, ...]) -> torch.Tensor:
+    """Resample an absolute position embedding (1, 1+g^2, D) to ``target_shape`` (1, 1+G^2, D): the
+    patch grid bicubically (timm's ``resample_abs_pos_embed``), the CLS slot as is."""
+    from timm.layers import resample_abs_pos_embed
+
+    side = math.isqrt(target_shape[1] - 1)
+    return resample_abs_pos_embed(pos_embed, new_size=[side, side], num_prefix_tokens=1)
+
+
 def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tuple[dict[str, torch.Tensor], ImportReport]:
     """Map an official X-FM state dict onto ``model`` (an ``XFM``); tensors are not copied.
 
@@ -119,6 +129,9 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tup
         if tuple(tensor.shape) != want:
             if new_key.endswith("relative_position_bias_table"):
                 tensor = resize_rel_pos_table(tensor, want)
+                report.resized.append(new_key)
+            elif new_key == "vision_encoder.pos_embed":
+                tensor = resize_abs_pos_embed(tensor, want)
                 report.resized.append(new_key)
             else:
                 raise ValueError(f"official key {key} -> {new_key}: shape {tuple(tensor.shape)} != model {want}")

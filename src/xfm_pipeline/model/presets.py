@@ -37,7 +37,7 @@ ROBERTA_BASE = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "vision": {"image_size": 64, "patch_size": 8, "width": 192, "depth": 4, "num_heads": 3, "drop_path_rate": 0.0, "stem": "conv"},
+        "vision": {"image_size": 64, "patch_size": 8, "width": 192, "depth": 4, "num_heads": 3, "drop_path_rate": 0.0, "stem": "conv", "abs_pos_emb": True},
         "text": {"pretrained": "all-minilm-l6-v2"},
         "fusion": {"num_layers": 2, "num_heads": 6, "intermediate_size": 1536, "layer_norm_eps": 1e-12, "dropout": 0.0},
         "embed_dim": 128,

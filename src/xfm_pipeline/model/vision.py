@@ -5,6 +5,11 @@ Differences from timm's ``forward_features`` that X-FM relies on:
 * ``fc_norm`` is applied to every patch token, and the CLS slot of the output is the plain mean
   of the normalised patch tokens (the transformer's own CLS output is discarded).
 * ``stem="conv"`` replaces the linear patch projection by a small convolutional stem (:func:`conv_stem`).
+* ``abs_pos_emb=True`` adds timm's learned ``pos_embed`` to the tokens. X-FM's BEiT-v2 has none: with
+  relative position biases only, a token learns where it is from the image border, which a long
+  pretraining teaches and a few minutes do not. Without it the tiny preset's patch tokens barely encode
+  position (a linear probe places them 1.5 patches off on the 8 x 8 grid, against 2.0 for the mean
+  position), and the fusion encoder, which has no image positions of its own, cannot regress a box.
 The state-dict keys are timm's, which are also the official X-FM ``vision_encoder.*`` keys.
 """
 
@@ -20,7 +25,7 @@ from xfm_pipeline.model.config import VisionConfig
 
 
 class VisionEncoder(Beit):
-    """ViT with per-block relative position bias, LayerScale, q/v bias and no absolute position embedding."""
+    """ViT with per-block relative position bias, LayerScale, q/v bias and, by default, no absolute position embedding."""
 
     def __init__(self, config: VisionConfig):
         super().__init__(
@@ -35,7 +40,7 @@ class VisionEncoder(Beit):
             qkv_bias=True,
             drop_path_rate=config.drop_path_rate,
             init_values=config.layer_scale_init,
-            use_abs_pos_emb=False,
+            use_abs_pos_emb=config.abs_pos_emb,
             use_rel_pos_bias=True,
             use_shared_rel_pos_bias=False,
         )
@@ -72,6 +77,8 @@ class VisionEncoder(Beit):
             w = patch_mask.unsqueeze(-1).to(x.dtype)  # (B, N, 1)
             x = x * (1.0 - w) + self.mask_token.to(x.dtype) * w
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)  # (B, 1+N, D)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed  # (1, 1+N, D)
         x = self.pos_drop(x)
         self._choose_attention_kernel(x)
         for block in self.blocks:

@@ -39,13 +39,20 @@ class TaskParams:
 
 
 class TaskModel(nn.Module):
-    """A task model: the X-FM backbone ``xfm`` plus task modules registered by the task."""
+    """A task model: the X-FM backbone ``xfm`` plus task modules registered by the task.
+
+    ``encodings`` caches a frozen encoder's outputs per input key (``model.encoder_cache``); tasks pass
+    keys only for inputs that are a function of the key (no random augmentation).
+    """
 
     def __init__(self, xfm: nn.Module, task: str, options: dict[str, Any]):
+        from xfm_pipeline.model.encoder_cache import FrozenEncodings
+
         super().__init__()
         self.xfm = xfm
         self.task = task
         self.options = dict(options)
+        self.encodings = FrozenEncodings()
 
 
 class Task(ABC):

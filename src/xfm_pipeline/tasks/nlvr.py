@@ -63,12 +63,14 @@ class NLVRModel(TaskModel):
         self.cls_head = build_mlp(2 * width, 2)
         init_weights(self.cls_head)
 
-    def forward(self, images: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
-        """(B, 2, 3, S, S) image pairs, (B, L) text -> (B, 2) logits (index 1 = True)."""
+    def forward(self, images: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor, image_keys: list[str] | None = None) -> torch.Tensor:
+        """(B, 2, 3, S, S) image pairs, (B, L) text -> (B, 2) logits (index 1 = True). ``image_keys`` (2B,),
+        in the order of ``images.flatten(0, 1)``, let a frozen vision encoder's outputs be cached; a frozen
+        text encoder's are cached per statement."""
         b = images.shape[0]
-        image_embeds = self.xfm.encode_image(images.flatten(0, 1))  # (2B, 1+N, Dv), rows l0 r0 l1 r1 ...
+        image_embeds = self.encodings.images(self.xfm, images.flatten(0, 1), image_keys)  # (2B, 1+N, Dv), rows l0 r0 l1 r1 ...
         image_embeds = image_embeds.view(b, 2, *image_embeds.shape[1:]).transpose(0, 1).flatten(0, 1)  # (2B,...) lefts then rights
-        text_embeds = self.xfm.encode_text(text_ids, text_atts)  # (B, L, Dt)
+        text_embeds = self.encodings.texts(self.xfm, text_ids, text_atts, use_cache=True)  # (B, L, Dt)
         fused = self.xfm.fuse(text_embeds.repeat(2, 1, 1), text_atts.repeat(2, 1), image_embeds)  # (2B, L, Dt)
         cls = torch.cat([fused[:b, 0], fused[b:, 0]], dim=1)  # (B, 2Dt)
         return self.cls_head(cls)
@@ -83,7 +85,8 @@ class NLVRDataset(torch.utils.data.Dataset):
 
         self.records, self.root, self.train = records, image_root, train
         size = image_size(params)
-        if train and options.augment:
+        self.augment = train and options.augment
+        if self.augment:
             self.flip, self.no_flip = train_transform(size, hflip=True), train_transform(size, hflip=False)
         else:
             self.flip = self.no_flip = eval_transform(size)
@@ -104,24 +107,30 @@ class NLVRDataset(torch.utils.data.Dataset):
             seeded_transform(transform, load_image(self.root, path, f"nlvr record {index}"), rng.getrandbits(62))
             for path in record.images
         ]
-        return {
+        out = {
             "images": torch.stack(images),  # (2, 3, S, S) left, right
             "text_ids": self.text_ids[index],  # (L,)
             "text_atts": self.text_atts[index],  # (L,)
             "label": int(record.label),
             "index": index,
         }
+        if not self.augment:  # each image tensor is a function of its path: a frozen encoder's output may be cached
+            out["image_keys"] = list(record.images)
+        return out
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     ids, atts = trim_padding(torch.stack([x["text_ids"] for x in items]), torch.stack([x["text_atts"] for x in items]))
-    return {
+    batch: dict[str, Any] = {
         "images": torch.stack([x["images"] for x in items]),  # (B, 2, 3, S, S)
         "text_ids": ids,  # (B, L)
         "text_atts": atts,  # (B, L)
         "label": torch.tensor([x["label"] for x in items], dtype=torch.long),  # (B,)
         "index": torch.tensor([x["index"] for x in items], dtype=torch.long),  # (B,)
     }
+    if "image_keys" in items[0]:
+        batch["image_keys"] = [key for x in items for key in x["image_keys"]]  # (2B,) l0 r0 l1 r1 ...
+    return batch
 
 
 class NLVRTask(Task):
@@ -152,7 +161,7 @@ class NLVRTask(Task):
         return _collate
 
     def loss(self, model: TaskModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        logits = model(batch["images"], batch["text_ids"], batch["text_atts"])  # (B, 2)
+        logits = model(batch["images"], batch["text_ids"], batch["text_atts"], batch.get("image_keys"))  # (B, 2)
         loss = F.cross_entropy(logits, batch["label"])
         accuracy = (logits.detach().argmax(dim=1) == batch["label"]).float().mean()
         return {"loss_nlvr": loss, "nlvr_acc": accuracy, "loss": loss}
@@ -164,7 +173,7 @@ class NLVRTask(Task):
         out = []
         for batch in loader:
             batch = to_device(batch, device)
-            probs = model(batch["images"], batch["text_ids"], batch["text_atts"]).float().softmax(dim=1)  # (B, 2)
+            probs = model(batch["images"], batch["text_ids"], batch["text_atts"], batch.get("image_keys")).float().softmax(dim=1)  # (B, 2)
             for index, p in zip(batch["index"].tolist(), probs[:, 1].tolist()):
                 out.append({"index": index, "identifier": records[index].identifier, "prediction": p > 0.5, "prob_true": p})
         return out

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
-from xfm_pipeline.model.encoder_cache import FrozenEncodings
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 
@@ -54,7 +53,6 @@ class VQAModel(TaskModel):
         from xfm_pipeline.model.decoder import CausalDecoder
 
         self.decoder = CausalDecoder.from_xfm(xfm, context_width=xfm.text_encoder.config.hidden_size)
-        self.encodings = FrozenEncodings()
 
     def question_states(
         self, images: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor, image_keys: list[str] | None = None, cache_text: bool = False

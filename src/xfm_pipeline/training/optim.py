@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 # Parameters matched by these name fragments are never decayed, whatever their rank.
-NO_DECAY_NAMES = ("relative_position_bias_table", "cls_token", "mask_token", "temp")
+NO_DECAY_NAMES = ("relative_position_bias_table", "pos_embed", "cls_token", "mask_token", "temp")
 
 
 def param_groups(
@@ -22,7 +22,7 @@ def param_groups(
     """Split trainable parameters into {decay, no decay} x learning-rate groups.
 
     No decay on biases, normalisation weights, LayerScale gammas (all tensors with ndim <= 1) and on
-    relative position tables / special tokens / temperature. Parameters whose name starts with one of
+    position tables / special tokens / temperature. Parameters whose name starts with one of
     ``new_param_prefixes`` (freshly initialised heads) get ``lr_mult`` times the learning rate.
     ``lr_scales`` maps name prefixes to a further multiplier (the longest matching prefix wins), e.g.
     ``{"vision_encoder.": 5.0, "text_encoder.": 0.1}`` trains a from-scratch vision encoder faster than
