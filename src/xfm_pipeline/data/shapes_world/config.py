@@ -29,8 +29,8 @@ class NLVRCounts:
     """Image-pair statements per NLVR2 split (train on train images, dev on val, test on test)."""
 
     train: int = 1500
-    dev: int = 200
-    test: int = 200
+    dev: int = 600
+    test: int = 600
 
 
 @dataclass
