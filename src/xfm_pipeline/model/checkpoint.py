@@ -145,7 +145,7 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     """
     from safetensors.torch import load_file
 
-    from xfm_pipeline.model.official import resize_abs_pos_embed, resize_rel_pos_table
+    from xfm_pipeline.model.official import resize_position_tensor
     from xfm_pipeline.model.xfm import XFM
 
     meta = read_checkpoint_config(directory)
@@ -156,10 +156,10 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     state = load_file(str(Path(directory) / WEIGHTS_NAME))
     target = model.state_dict()
     for key, tensor in state.items():
-        if key.endswith("relative_position_bias_table") and key in target and tensor.shape != target[key].shape:
-            state[key] = resize_rel_pos_table(tensor, tuple(target[key].shape))
-        elif key == "vision_encoder.pos_embed" and key in target and tensor.shape != target[key].shape:
-            state[key] = resize_abs_pos_embed(tensor, tuple(target[key].shape))  # (1, 1+N, D)
+        if key in target and tensor.shape != target[key].shape:
+            resized = resize_position_tensor(key, tensor, tuple(target[key].shape))
+            if resized is not None:  # any other shape mismatch makes load_state_dict raise
+                state[key] = resized
     missing, unexpected = model.load_state_dict(state, strict=False)
     aliases = tied_keys(model)  # safetensors stores a tied tensor once
     missing = [k for k in missing if k not in aliases]

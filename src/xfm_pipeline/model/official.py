@@ -106,6 +106,17 @@ def resize_abs_pos_embed(pos_embed: torch.Tensor, target_shape: tuple[int, ...])
     return resample_abs_pos_embed(pos_embed, new_size=[side, side], num_prefix_tokens=1)
 
 
+def resize_position_tensor(key: str, tensor: torch.Tensor, target_shape: tuple[int, ...]) -> torch.Tensor | None:
+    """``tensor`` resized to ``target_shape`` when ``key`` names a vision position tensor (a block's
+    relative position table or the absolute ``pos_embed``), else None: the one rule for loading a
+    vision encoder at another resolution."""
+    if key.endswith("relative_position_bias_table"):
+        return resize_rel_pos_table(tensor, target_shape)
+    if key == "vision_encoder.pos_embed":
+        return resize_abs_pos_embed(tensor, target_shape)
+    return None
+
+
 def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tuple[dict[str, torch.Tensor], ImportReport]:
     """Map an official X-FM state dict onto ``model`` (an ``XFM``); tensors are not copied.
 
@@ -127,14 +138,11 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tup
             continue
         want = tuple(target[new_key].shape)
         if tuple(tensor.shape) != want:
-            if new_key.endswith("relative_position_bias_table"):
-                tensor = resize_rel_pos_table(tensor, want)
-                report.resized.append(new_key)
-            elif new_key == "vision_encoder.pos_embed":
-                tensor = resize_abs_pos_embed(tensor, want)
-                report.resized.append(new_key)
-            else:
+            resized = resize_position_tensor(new_key, tensor, want)
+            if resized is None:
                 raise ValueError(f"official key {key} -> {new_key}: shape {tuple(tensor.shape)} != model {want}")
+            tensor = resized
+            report.resized.append(new_key)
         out[new_key] = tensor
         report.loaded.append(new_key)
     from xfm_pipeline.model.checkpoint import tied_keys
