@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from xfm_pipeline.model.config import FusionConfig
-from xfm_pipeline.model.fusion import FusionEncoder
+from xfm_pipeline.model.fusion import ContextGroups, FusionEncoder
 
 
 def _naive_attention(block, x, context, mask):
@@ -83,6 +83,18 @@ def test_image_index_equals_gathered_images_in_values_and_gradients(fusion):
     torch.testing.assert_close(grad_images_indexed, grad_images_gathered)
     without_atts = fusion(text, text_atts, images, image_index=index)
     torch.testing.assert_close(without_atts, fusion(text, text_atts, images[index]))
+
+
+def test_context_groups_stack_rows_by_image_and_back():
+    index = torch.tensor([2, 0, 0, 1, 2])  # image 0 twice, image 1 once, image 2 twice; image 3 never
+    groups = ContextGroups.of(index, num_contexts=4)
+    assert groups.capacity == 2
+    assert groups.slot.tolist() == [4, 0, 1, 2, 5]  # image * capacity + rank in its group, in row order
+    rows = torch.arange(1.0, 6.0)[:, None, None].expand(5, 3, 2)  # row b filled with b + 1; (B=5, L=3, D=2)
+    stacked = groups.stack(rows)  # (U=4, C*L=6, D=2)
+    assert stacked.shape == (4, 6, 2)
+    assert stacked[:, ::3, 0].tolist() == [[2, 3], [4, 0], [1, 5], [0, 0]]  # first token of each slot
+    torch.testing.assert_close(groups.unstack(stacked, 3), rows)
 
 
 def test_mlm_head_uses_the_given_tied_table(fusion):

@@ -9,6 +9,8 @@ is on in training on CPU (see :func:`attend`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,18 +80,57 @@ class Attention(nn.Module):
         x: torch.Tensor,
         context: torch.Tensor,
         context_mask: torch.Tensor | None,
-        context_index: torch.Tensor | None = None,
+        groups: ContextGroups | None = None,
     ) -> torch.Tensor:
-        """x: (B, L, D); context: (B, M, Dc), or (U, M, Dc) with ``context_index`` (B,) choosing each row's
-        context (keys and values are projected once per distinct context); context_mask: (B, 1, 1, M)
-        bool, True = attend, or None = attend everywhere."""
+        """x: (B, L, D); context: (B, M, Dc), or (U, M, Dc) with ``groups`` saying which context each row
+        attends to; context_mask: (B|U, 1, 1, M) bool aligned with ``context``, True = attend, or None =
+        attend everywhere."""
         k, v = self._heads(self.self.key(context)), self._heads(self.self.value(context))  # (B|U, H, M, D/H)
-        if context_index is not None:  # the selected copies come out head-major and contiguous
-            k, v = k.index_select(0, context_index), v.index_select(0, context_index)  # (B, H, M, D/H)
-        q = self._heads(self.self.query(x))  # (B, H, L, D/H)
-        out = attend(q, k, v, context_mask, self.attn_dropout if self.training else 0.0)  # (B, H, L, D/H)
-        out = out.transpose(1, 2).flatten(2)  # (B, L, D)
+        q = self.self.query(x)  # (B, L, D)
+        if groups is not None:
+            q = groups.stack(q)  # (U, C*L, D)
+        out = attend(self._heads(q), k, v, context_mask, self.attn_dropout if self.training else 0.0)
+        out = out.transpose(1, 2).flatten(2)  # (B, L, D) or (U, C*L, D)
+        if groups is not None:
+            out = groups.unstack(out, x.shape[1])  # (B, L, D)
         return self.output(out, x)
+
+
+@dataclass(frozen=True)
+class ContextGroups:
+    """Text rows grouped by the image they cross-attend to.
+
+    Queries never interact in cross-attention, so the rows that attend to one image can be stacked along
+    the query axis and attend in one product with that image's keys and values: U products of C*L
+    queries against M keys, instead of B products against B gathered copies of the keys (ITM and
+    image-conditioned MLM fuse each image 3-6 times). Groups are padded to the largest, C rows; padded
+    queries are zeros and are never read back.
+    """
+
+    slot: torch.Tensor  # (B,) long: row b's place in the (U*C) stack, index[b] * C + rank within its group
+    num_contexts: int  # U
+    capacity: int  # C, rows in the largest group
+
+    @classmethod
+    def of(cls, index: torch.Tensor, num_contexts: int) -> ContextGroups:
+        """Groups of ``index`` (B,) long in [0, U)."""
+        counts = torch.bincount(index, minlength=num_contexts)  # (U,)
+        order = torch.argsort(index, stable=True)  # rows sorted by context
+        starts = counts.cumsum(0) - counts  # (U,) first sorted position of each context
+        rank = torch.empty_like(index)
+        rank[order] = torch.arange(index.numel(), device=index.device) - starts[index[order]]
+        capacity = int(counts.max())
+        return cls(index * capacity + rank, num_contexts, capacity)
+
+    def stack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) rows -> (U, C*L, D): each context's rows one after another, zero-padded."""
+        b, length, d = x.shape
+        stacked = x.new_zeros(self.num_contexts * self.capacity, length, d).index_copy(0, self.slot, x)
+        return stacked.view(self.num_contexts, self.capacity * length, d)
+
+    def unstack(self, y: torch.Tensor, length: int) -> torch.Tensor:
+        """(U, C*L, D) -> (B, L, D), the inverse of :meth:`stack` on the real rows."""
+        return y.reshape(self.num_contexts * self.capacity, length, y.shape[-1]).index_select(0, self.slot)
 
 
 class _Intermediate(nn.Module):
@@ -112,9 +153,9 @@ class FusionLayer(nn.Module):
         self.intermediate = _Intermediate(width, c.intermediate_size)
         self.output = _AddNorm(c.intermediate_size, width, c.dropout, c.layer_norm_eps)
 
-    def forward(self, x, text_mask, image_embeds, image_mask, image_index=None):
+    def forward(self, x, text_mask, image_embeds, image_mask, image_groups=None):
         x = self.attention(x, x, text_mask)  # (B, L, D)
-        x = self.crossattention(x, image_embeds, image_mask, image_index)  # (B, L, D)
+        x = self.crossattention(x, image_embeds, image_mask, image_groups)  # (B, L, D)
         return self.output(self.intermediate(x), x)
 
 
@@ -162,23 +203,21 @@ class FusionEncoder(nn.Module):
                 default all ones.
             image_index: optional (B,) long, the ``image_embeds`` row each text row attends to. Equal to
                 passing ``image_embeds[image_index]``, but every layer projects the cross-attention keys
-                and values of the U images once instead of B times (ITM fuses each image up to 3 times).
+                and values of the U images once instead of B times, and the rows of one image attend to
+                it together (:class:`ContextGroups`).
 
         Returns:
             (B, L, D) fused states; index 0 is the fusion CLS.
         """
         text_mask = text_atts.bool()[:, None, None, :]  # (B, 1, 1, L)
-        image_mask = None  # attend to every image token
-        if image_atts is not None:
-            if image_index is not None:
-                image_atts = image_atts.index_select(0, image_index)  # (B, M)
-            image_mask = image_atts.bool()[:, None, None, :]  # (B, 1, 1, M)
+        image_mask = None if image_atts is None else image_atts.bool()[:, None, None, :]  # (B|U, 1, 1, M)
+        groups = None if image_index is None else ContextGroups.of(image_index, image_embeds.shape[0])
         x = text_embeds
         for layer in self.layer:
             if self.gradient_checkpointing and self.training:
                 x = torch.utils.checkpoint.checkpoint(
-                    layer, x, text_mask, image_embeds, image_mask, image_index, use_reentrant=False
+                    layer, x, text_mask, image_embeds, image_mask, groups, use_reentrant=False
                 )
             else:
-                x = layer(x, text_mask, image_embeds, image_mask, image_index)
+                x = layer(x, text_mask, image_embeds, image_mask, groups)
         return x
