@@ -37,3 +37,12 @@ def test_mfu_pairs_each_step_with_its_own_peak(bench, capsys):
 def test_matmul_throughputs_times_at_least_the_minimum_number_of_products(bench):
     rates = bench.matmul_throughputs("cpu", n=64, seconds=0.0, min_products=3)
     assert len(rates) == 3 and all(r > 0 for r in rates)
+
+
+def test_official_step_estimates_from_the_issue_ratios(bench):
+    # X-FM round: 10 s with the peak at 1e12 FLOP/s; BEiT-B round: 2e12 FLOP in 4 s = 5e11 FLOP/s.
+    xfm = [bench.StepRun(seconds=10.0, peak=1e12, sustained=1e12, faults=0, system=0.0)]
+    ref = [bench.StepRun(seconds=4.0, peak=1e12, sustained=1e12, faults=0, system=0.0)]
+    at_peak, at_beit = bench.official_estimates(xfm, ref, ref_flops=2 * 10**12)
+    assert at_peak == pytest.approx([3.0e12 / (0.58 * 1e12)])  # 5.17 s
+    assert at_beit == pytest.approx([3.0e12 / (0.58 / 0.80 * 5e11)])  # 8.28 s
