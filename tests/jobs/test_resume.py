@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from xfm_pipeline.jobs.resume import prune_runs, run_directory
+from xfm_pipeline.jobs import resume
+from xfm_pipeline.jobs.resume import code_fingerprint, prune_runs, run_directory
 
 
 def _runs(root, names_and_mtimes):
@@ -46,3 +47,22 @@ def test_run_key_depends_on_parameters_and_file_bytes(tmp_path):
     assert run_directory(tmp_path / "out", {"lr": 2e-4}, [data]) != first
     data.write_text("[2]")
     assert run_directory(tmp_path / "out", {"lr": 1e-4}, [data]) != first
+
+
+def test_run_key_depends_on_the_code(tmp_path, monkeypatch):
+    first = run_directory(tmp_path / "out", {"lr": 1e-4}, [])
+    monkeypatch.setattr(resume, "code_fingerprint", lambda: "other code")
+    assert run_directory(tmp_path / "out", {"lr": 1e-4}, []) != first
+
+
+def test_code_fingerprint_follows_python_sources_only(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    first = code_fingerprint.__wrapped__(package)
+    (package / "notes.txt").write_text("not code")
+    assert code_fingerprint.__wrapped__(package) == first
+    (package / "sub" / "b.py").write_text("y = 3\n")
+    assert code_fingerprint.__wrapped__(package) != first
+    assert len(code_fingerprint()) == 64  # the installed package's own sources

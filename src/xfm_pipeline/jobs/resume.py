@@ -1,13 +1,15 @@
 """Which earlier run a job may resume: the one with the same parameters, initial weights and data.
 
-Checkpoints of a job live in ``output_dir/run-<key>``, where the key hashes the resolved parameters and
-the content of every input file. Rerunning an interrupted job finds its directory and resumes;
-changing a parameter, the starting checkpoint or the data starts a fresh run instead of silently
-reusing a finished one. :func:`prune_runs` bounds how many such directories a job keeps on disk.
+Checkpoints of a job live in ``output_dir/run-<key>``, where the key hashes the resolved parameters, the
+content of every input file and the package's source code. Rerunning an interrupted job finds its
+directory and resumes; changing a parameter, the starting checkpoint, the data or the code starts a fresh
+run instead of silently reusing a finished one (``dvc repro`` reruns a stage after a code change, and
+must then train again, not hand back the weights the old code trained). :func:`prune_runs` bounds how many such directories a job keeps on disk.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,11 +22,24 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP_RUNS = 2  # run-<key> directories a job keeps after a run unless its parameters say otherwise
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/xfm_pipeline
+
+
+@functools.cache
+def code_fingerprint(root: Path = PACKAGE_ROOT) -> str:
+    """sha256 of every ``*.py`` file under ``root`` (relative path and bytes, in sorted order)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def run_key(params: dict[str, Any], files: Iterable[str | Path]) -> str:
-    """A 12-hex-digit key of ``params`` (JSON) and the bytes of ``files`` (in the given order)."""
+    """A 12-hex-digit key of ``params`` (JSON), the bytes of ``files`` (in the given order) and
+    :func:`code_fingerprint`."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    digest.update(code_fingerprint().encode())
     for path in files:
         path = Path(path)
         digest.update(path.name.encode())

@@ -124,7 +124,7 @@ class ContextGroups:
 
     def stack(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, D) rows -> (U, C*L, D): each context's rows one after another, zero-padded."""
-        b, length, d = x.shape
+        _, length, d = x.shape
         stacked = x.new_zeros(self.num_contexts * self.capacity, length, d).index_copy(0, self.slot, x)
         return stacked.view(self.num_contexts, self.capacity * length, d)
 
