@@ -115,8 +115,9 @@ def print_mfu(label: str, flops: int, runs: list[StepRun]) -> None:
 
 
 def official_estimates(xfm: list[StepRun], ref: list[StepRun], ref_flops: int) -> tuple[list[float], list[float]]:
-    """The official step's time per round, estimated two ways: at 58% of the GEMM peak measured next to
-    that round's X-FM step, and at 58/80 of the FLOP rate of that round's BEiT-B step."""
+    """The official step's time per round, estimated two ways: at ``OFFICIAL_MFU`` of the GEMM peak
+    measured next to that round's X-FM step, and at ``OFFICIAL_MFU / OFFICIAL_BEIT_MFU`` of the FLOP rate
+    of that round's BEiT-B step."""
     at_peak = [OFFICIAL_TFLOP * 1e12 / (OFFICIAL_MFU * x.peak) for x in xfm]
     at_beit = [OFFICIAL_TFLOP * 1e12 / (OFFICIAL_MFU / OFFICIAL_BEIT_MFU * ref_flops / r.seconds) for r in ref]
     return at_peak, at_beit
@@ -241,7 +242,9 @@ def main() -> None:
         ratios = [(flops / x.seconds) / (ref_flops / r.seconds) for x, r in zip(xfm, ref, strict=True)]
         print(f"X-FM step FLOP/s / BEiT-B FLOP/s, per round: {', '.join(f'{q:.2f}' for q in ratios)}; median {statistics.median(ratios):.2f}")
         at_peak, at_beit = official_estimates(xfm, ref, ref_flops)
-        for how, estimate in (("58% of the peak", at_peak), ("58/80 of BEiT-B's FLOP/s", at_beit)):
+        at_peak_label = f"{OFFICIAL_MFU:.0%} of the peak"
+        at_beit_label = f"{OFFICIAL_MFU:.0%}/{OFFICIAL_BEIT_MFU:.0%} of BEiT-B's FLOP/s"
+        for how, estimate in ((at_peak_label, at_peak), (at_beit_label, at_beit)):
             times = [x.seconds / o for x, o in zip(xfm, estimate, strict=True)]
             print(
                 f"official step estimated at {how}: median {statistics.median(estimate):.1f} s; "

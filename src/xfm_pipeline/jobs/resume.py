@@ -1,10 +1,11 @@
-"""Which earlier run a job may resume: the one with the same parameters, initial weights and data.
+"""Which earlier run a job may resume: the one with the same parameters, initial weights, data and code.
 
 Checkpoints of a job live in ``output_dir/run-<key>``, where the key hashes the resolved parameters, the
 content of every input file and the package's source code. Rerunning an interrupted job finds its
 directory and resumes; changing a parameter, the starting checkpoint, the data or the code starts a fresh
 run instead of silently reusing a finished one (``dvc repro`` reruns a stage after a code change, and
-must then train again, not hand back the weights the old code trained). :func:`prune_runs` bounds how many such directories a job keeps on disk.
+must then train again, not hand back the weights the old code trained). :func:`prune_runs` bounds how
+many such directories a job keeps on disk.
 """
 
 from __future__ import annotations
