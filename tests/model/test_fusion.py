@@ -89,12 +89,41 @@ def test_context_groups_stack_rows_by_image_and_back():
     index = torch.tensor([2, 0, 0, 1, 2])  # image 0 twice, image 1 once, image 2 twice; image 3 never
     groups = ContextGroups.of(index, num_contexts=4)
     assert groups.capacity == 2
-    assert groups.slot.tolist() == [4, 0, 1, 2, 5]  # image * capacity + rank in its group, in row order
+    assert groups.stack_context.tolist() == [0, 1, 2]  # no stack for the unused image
+    assert not groups.one_per_context
+    assert groups.slot.tolist() == [4, 0, 1, 2, 5]  # stack * capacity + rank in it, in row order
     rows = torch.arange(1.0, 6.0)[:, None, None].expand(5, 3, 2)  # row b filled with b + 1; (B=5, L=3, D=2)
-    stacked = groups.stack(rows)  # (U=4, C*L=6, D=2)
-    assert stacked.shape == (4, 6, 2)
-    assert stacked[:, ::3, 0].tolist() == [[2, 3], [4, 0], [1, 5], [0, 0]]  # first token of each slot
+    stacked = groups.stack(rows)  # (S=3, C*L=6, D=2)
+    assert stacked.shape == (3, 6, 2)
+    assert stacked[:, ::3, 0].tolist() == [[2, 3], [4, 0], [1, 5]]  # first token of each slot
     torch.testing.assert_close(groups.unstack(stacked, 3), rows)
+    per_image = torch.arange(4.0)[:, None]  # (U, 1)
+    assert groups.contexts(per_image).flatten().tolist() == [0, 1, 2]
+
+
+def test_context_groups_split_a_crowded_image_over_stacks():
+    index = torch.tensor([0, 0, 1, 0, 0, 0, 0, 0])  # 7 rows on image 0 of 4: capacity 2 * ceil(8 / 4) = 4
+    groups = ContextGroups.of(index, num_contexts=4)
+    assert groups.capacity == 4
+    assert groups.stack_context.tolist() == [0, 0, 1]
+    assert groups.slot.tolist() == [0, 1, 8, 2, 3, 4, 5, 6]  # image 0: stack 0 (4 rows) then stack 1 (3)
+    rows = torch.randn(8, 2, 3)
+    torch.testing.assert_close(groups.unstack(groups.stack(rows), 2), rows)
+    assert ContextGroups.of(torch.tensor([1, 0, 1]), num_contexts=2).one_per_context
+
+
+def test_crowded_image_index_equals_gathered_images(fusion):
+    torch.manual_seed(4)
+    text, text_atts = torch.randn(8, 4, 32), torch.ones(8, 4, dtype=torch.long)
+    images = torch.randn(4, 6, 24, requires_grad=True)
+    image_atts = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0], [1, 1, 0, 0, 1, 1]])
+    index = torch.tensor([0, 0, 1, 0, 0, 0, 0, 0])  # image 0 split over two stacks, images 2 and 3 unused
+    indexed = fusion(text, text_atts, images, image_atts, image_index=index)
+    gathered = fusion(text, text_atts, images[index], image_atts[index])
+    torch.testing.assert_close(indexed, gathered)
+    torch.testing.assert_close(
+        torch.autograd.grad(indexed.square().sum(), images)[0], torch.autograd.grad(gathered.square().sum(), images)[0]
+    )
 
 
 def test_mlm_head_uses_the_given_tied_table(fusion):

@@ -88,9 +88,11 @@ class Attention(nn.Module):
         k, v = self._heads(self.self.key(context)), self._heads(self.self.value(context))  # (B|U, H, M, D/H)
         q = self.self.query(x)  # (B, L, D)
         if groups is not None:
-            q = groups.stack(q)  # (U, C*L, D)
+            q = groups.stack(q)  # (S, C*L, D)
+            k, v = groups.contexts(k), groups.contexts(v)  # (S, H, M, D/H)
+            context_mask = None if context_mask is None else groups.contexts(context_mask)  # (S, 1, 1, M)
         out = attend(self._heads(q), k, v, context_mask, self.attn_dropout if self.training else 0.0)
-        out = out.transpose(1, 2).flatten(2)  # (B, L, D) or (U, C*L, D)
+        out = out.transpose(1, 2).flatten(2)  # (B, L, D) or (S, C*L, D)
         if groups is not None:
             out = groups.unstack(out, x.shape[1])  # (B, L, D)
         return self.output(out, x)
@@ -101,36 +103,47 @@ class ContextGroups:
     """Text rows grouped by the image they cross-attend to.
 
     Queries never interact in cross-attention, so the rows that attend to one image can be stacked along
-    the query axis and attend in one product with that image's keys and values: U products of C*L
+    the query axis and attend in one product with that image's keys and values: a few products of C*L
     queries against M keys, instead of B products against B gathered copies of the keys (ITM and
-    image-conditioned MLM fuse each image 3-6 times). Groups are padded to the largest, C rows; padded
-    queries are zeros and are never read back.
+    image-conditioned MLM fuse each image 3-6 times). Stacks hold C rows, the largest group but at most
+    twice the mean (a hard negative that many texts pick is split over several stacks of its image), so
+    the zero-padded queries, never read back, stay under 2B rows.
     """
 
-    slot: torch.Tensor  # (B,) long: row b's place in the (U*C) stack, index[b] * C + rank within its group
-    num_contexts: int  # U
-    capacity: int  # C, rows in the largest group
+    slot: torch.Tensor  # (B,) long: row b's place in the (S*C) stack rows
+    stack_context: torch.Tensor  # (S,) long: the context of each stack
+    capacity: int  # C, rows per stack
+    one_per_context: bool  # every context holds rows and fits one stack: stack_context == arange(U)
 
     @classmethod
     def of(cls, index: torch.Tensor, num_contexts: int) -> ContextGroups:
         """Groups of ``index`` (B,) long in [0, U)."""
         counts = torch.bincount(index, minlength=num_contexts)  # (U,)
+        capacity = min(int(counts.max()), 2 * -(-index.numel() // num_contexts))  # C <= 2 ceil(B/U)
         order = torch.argsort(index, stable=True)  # rows sorted by context
         starts = counts.cumsum(0) - counts  # (U,) first sorted position of each context
-        rank = torch.empty_like(index)
+        rank = torch.empty_like(index)  # (B,) place of each row within its context's rows
         rank[order] = torch.arange(index.numel(), device=index.device) - starts[index[order]]
-        capacity = int(counts.max())
-        return cls(index * capacity + rank, num_contexts, capacity)
+        stacks = (counts + capacity - 1) // capacity  # (U,) stacks per context
+        first = stacks.cumsum(0) - stacks  # (U,) first stack of each context
+        slot = (first[index] + rank // capacity) * capacity + rank % capacity
+        stack_context = torch.repeat_interleave(torch.arange(num_contexts, device=index.device), stacks)
+        return cls(slot, stack_context, capacity, bool((stacks == 1).all()))
+
+    def contexts(self, x: torch.Tensor) -> torch.Tensor:
+        """(U, ...) per-context tensor -> (S, ...) per stack (``x`` itself when each context is one stack)."""
+        return x if self.one_per_context else x.index_select(0, self.stack_context)
 
     def stack(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) rows -> (U, C*L, D): each context's rows one after another, zero-padded."""
+        """(B, L, D) rows -> (S, C*L, D): each stack's rows one after another, zero-padded."""
         _, length, d = x.shape
-        stacked = x.new_zeros(self.num_contexts * self.capacity, length, d).index_copy(0, self.slot, x)
-        return stacked.view(self.num_contexts, self.capacity * length, d)
+        num_stacks = self.stack_context.numel()
+        stacked = x.new_zeros(num_stacks * self.capacity, length, d).index_copy(0, self.slot, x)
+        return stacked.view(num_stacks, self.capacity * length, d)
 
     def unstack(self, y: torch.Tensor, length: int) -> torch.Tensor:
-        """(U, C*L, D) -> (B, L, D), the inverse of :meth:`stack` on the real rows."""
-        return y.reshape(self.num_contexts * self.capacity, length, y.shape[-1]).index_select(0, self.slot)
+        """(S, C*L, D) -> (B, L, D), the inverse of :meth:`stack` on the real rows."""
+        return y.reshape(-1, length, y.shape[-1]).index_select(0, self.slot)
 
 
 class _Intermediate(nn.Module):
