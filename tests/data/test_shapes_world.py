@@ -13,11 +13,12 @@ from shapes_world_fixtures import tiny_root, tiny_world  # noqa: F401 - fixtures
 
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.data.shapes_world import generate_shapes_world, shapes_world_config, write_shapes_world
-from xfm_pipeline.data.shapes_world.language import RELATION_PHRASES, plural
+from xfm_pipeline.data.shapes_world.language import NUMBER_WORDS, RELATION_PHRASES, plural
+from xfm_pipeline.data.shapes_world.nlvr import statements_for_split
 from xfm_pipeline.data.shapes_world.render import render_scene
 from xfm_pipeline.data.shapes_world.scenes import COLOURS, SHAPES, derive_rng, relation, sample_scene
 from xfm_pipeline.data.shapes_world.vqa import QUESTION_TYPES, questions_for_split
-from xfm_pipeline.metrics.baselines import answer_prior_accuracy, most_frequent, question_prior_accuracy
+from xfm_pipeline.metrics.baselines import answer_prior_accuracy, most_frequent, question_prior_accuracy, statement_prior_accuracy
 from xfm_pipeline.metrics.vqa import normalize_answer, vqa_accuracy
 
 
@@ -157,6 +158,53 @@ def test_nlvr_is_balanced(tiny_world):
     for split in ("train", "dev", "test"):
         labels = Counter(r["label"] for r in tiny_world.json_files[f"nlvr/{split}"])
         assert abs(labels["True"] - labels["False"]) <= 6, (split, labels)
+
+
+@pytest.fixture(scope="module")
+def many_nlvr():
+    """NLVR2 over 1200 train and 150 test scenes (no rendering: fast), with the scenes by path."""
+    out, scenes_by_path = {}, {}
+    for split, n_scenes, n_pairs in (("train", 1200, 4000), ("test", 150, 1000)):
+        rng = derive_rng(0, "test-scenes", split)
+        scenes = [sample_scene(rng, i, split, 96, 2, 5, 0.5) for i in range(n_scenes)]
+        scenes_by_path.update((scene.path, scene) for scene in scenes)
+        out[split] = statements_for_split(scenes, n_pairs, split, derive_rng(0, "test-nlvr", split))
+    return out, scenes_by_path
+
+
+def test_nlvr_wording_does_not_give_the_label_away(many_nlvr):
+    records, _ = many_nlvr
+    per_statement = {}
+    for r in records["train"]:
+        per_statement.setdefault(r["sentence"], Counter())[r["label"]] += 1
+    assert len(per_statement) > 150
+    # every statement is (about) as often true as false, so looking it up gives chance
+    assert max(abs(c["True"] - c["False"]) for c in per_statement.values()) <= 1
+    lookup = statement_prior_accuracy(*([(r["sentence"], r["label"]) for r in records[s]] for s in ("train", "test")))
+    assert 0.46 < lookup < 0.54
+    assert abs(sum(r["label"] == "True" for r in records["test"]) - 500) <= 2
+
+
+def test_nlvr_labels_are_true_of_the_images(many_nlvr):
+    records, scenes = many_nlvr
+    checked = Counter()
+    for r in records["train"]:
+        left, right = (scenes[p] for p in r["images"])
+        truth = r["label"] == "True"
+        s = r["sentence"]
+        if m := re.fullmatch(r"there is a (\w+) (\w+) in the (left|right) image", s):
+            scene = left if m.group(3) == "left" else right
+            assert truth == any(o.colour == m.group(1) and o.shape == m.group(2) for o in scene.objects), s
+            checked["contains"] += 1
+        elif m := re.fullmatch(r"the (left|right) image contains exactly (\w+) shapes", s):
+            scene = left if m.group(1) == "left" else right
+            assert truth == (len(scene.objects) == NUMBER_WORDS.index(m.group(2))), s
+            checked["exactly n shapes"] += 1
+        elif m := re.fullmatch(r"one image contains a (\w+) and the other does not", s):
+            has = [any(o.shape == m.group(1) for o in scene.objects) for scene in (left, right)]
+            assert truth == (has[0] != has[1]), s
+            checked["one not other"] += 1
+    assert len(checked) == 3 and min(checked.values()) >= 50, checked
 
 
 def _resolve(expression: str, scene) -> list:

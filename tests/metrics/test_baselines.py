@@ -10,6 +10,7 @@ from xfm_pipeline.metrics.baselines import (
     majority_accuracy,
     most_frequent,
     question_prior_accuracy,
+    statement_prior_accuracy,
 )
 
 
@@ -59,6 +60,27 @@ def test_question_prior_reads_answers_from_the_wording():
     assert answer_prior_accuracy([t[1:] for t in train], [t[1:] for t in test])["existence"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         question_prior_accuracy(train, [])
+
+
+def test_statement_prior_reads_labels_from_the_wording():
+    train = [
+        ("There are four stars in total", "False"),
+        ("there are four stars  in total", "False"),
+        ("there are four stars in total", "True"),
+        ("both images contain a star", "True"),
+        ("both images contain a circle", "True"),
+        ("both images contain a circle", "False"),  # a tie: the smaller label, "False"
+    ]
+    test = [
+        ("there are four stars in total", "False"),  # looked up: "False" (2 of 3)
+        ("both images contain a star", "False"),  # looked up: "True", wrong
+        ("both images contain a circle", "False"),  # tie -> "False"
+        ("one image contains a cross and the other does not", "True"),  # unseen: majority "False"
+    ]
+    assert statement_prior_accuracy(train, test) == pytest.approx(2 / 4)
+    assert statement_prior_accuracy(train, test[:1]) == 1.0
+    with pytest.raises(ValueError):
+        statement_prior_accuracy(train, [])
 
 
 def test_majority_accuracy():

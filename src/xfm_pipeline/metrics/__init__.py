@@ -11,6 +11,7 @@ from xfm_pipeline.metrics.baselines import (
     majority_accuracy,
     most_frequent,
     question_prior_accuracy,
+    statement_prior_accuracy,
 )
 from xfm_pipeline.metrics.captioning import (
     CAPTION_METRICS,
@@ -55,6 +56,7 @@ __all__ = [
     "retrieval_ranks",
     "retrieval_recall",
     "simple_tokenize",
+    "statement_prior_accuracy",
     "topk_accuracy",
     "vqa_accuracy",
     "vqa_accuracy_breakdown",

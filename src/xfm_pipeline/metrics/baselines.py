@@ -6,6 +6,8 @@
   answer of the same question (normalised text), falling back to the type prior for unseen questions. It
   catches answers that the wording gives away, which the per-type prior cannot see.
 * :func:`majority_accuracy`: predict the most frequent training label (NLVR2, GLUE, ...).
+* :func:`statement_prior_accuracy`: the text-only NLVR2 baseline: predict the most frequent training label
+  of the same statement, falling back to the majority label for unseen statements.
 * :func:`mean_box_accuracy`: image-blind grounding: predict the mean training box for every expression.
 * :func:`frequent_captions`: image-blind captioning candidates: the most frequent training captions, each
   to be predicted for every image (``benchmarks/blind_baselines.py`` picks one on validation CIDEr).
@@ -105,6 +107,24 @@ def majority_accuracy(train_labels: Sequence[Hashable], test_labels: Sequence[Ha
         raise ValueError("no test labels")
     majority = most_frequent(train_labels)
     return sum(label == majority for label in test_labels) / len(test_labels)
+
+
+def statement_prior_accuracy(train: Sequence[tuple[str, Hashable]], test: Sequence[tuple[str, Hashable]]) -> float:
+    """Statement-lookup baseline: accuracy in [0, 1] on ``test`` of predicting, for each statement, its most
+    frequent label among the training records with the same statement (lower-cased, whitespace collapsed;
+    ties as in :func:`most_frequent`), and the overall majority label for statements never seen in training.
+
+    Args:
+        train, test: ``(statement, label)`` pairs.
+    """
+    if not test:
+        raise ValueError("no test statements")
+    per_statement: dict[str, list[Hashable]] = {}
+    for statement, label in train:
+        per_statement.setdefault(_question_key(statement), []).append(label)
+    majority = most_frequent([label for _, label in train])
+    guesses = [most_frequent(per_statement[key]) if (key := _question_key(s)) in per_statement else majority for s, _ in test]
+    return sum(g == label for g, (_, label) in zip(guesses, test, strict=True)) / len(test)
 
 
 def mean_box_accuracy(train_boxes, test_boxes, threshold: float = GROUNDING_IOU_THRESHOLD) -> float:

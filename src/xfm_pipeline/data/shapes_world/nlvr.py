@@ -1,8 +1,10 @@
-"""NLVR2-style statements about image pairs, balanced True/False per statement template.
+"""NLVR2-style statements about image pairs, balanced True/False per statement.
 
-For each pair a template is drawn, then the label that template has produced less often so far, then
-a statement of that template with that truth value: neither the template nor the wording predicts the
-label, so the images must be compared.
+Each record draws a pair of images and a statement template; every template says a fixed list of
+statements about any pair, each true or false of it. Of those, the record takes one whose label the
+statement has had less often so far in the split (ties: the label the split has had less often, then at
+random). Every statement is therefore about as often true as false: neither the template nor the wording
+predicts the label (a text-only lookup of the statement scores about 50%), so the images must be compared.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from xfm_pipeline.data.shapes_world.language import number_word, plural
 from xfm_pipeline.data.shapes_world.scenes import COLOURS, SHAPES, Scene
 
 SIDES = ("left", "right")
+TOTAL_COUNTS = (2, 3, 4, 5)  # "the left image contains exactly three shapes": the usual object counts
 
 
 def _count(scene: Scene, shape: str | None = None, colour: str | None = None) -> int:
@@ -49,9 +52,8 @@ def _t_exactly(left: Scene, right: Scene) -> list[tuple[str, bool]]:
                 out.append((f"the {side} image contains exactly {number_word(n)} {shape if n == 1 else plural(shape)}", _count(scene, shape) == n))
             for colour in COLOURS:
                 out.append((f"the {side} image contains exactly {number_word(n)} {colour} {noun_n}", _count(scene, colour=colour) == n))
-        out.append((f"the {side} image contains exactly {number_word(len(scene.objects))} shapes", True))
-        wrong = len(scene.objects) + (1 if len(scene.objects) < 4 else -1)
-        out.append((f"the {side} image contains exactly {number_word(wrong)} shapes", False))
+        for n in TOTAL_COUNTS:
+            out.append((f"the {side} image contains exactly {number_word(n)} shapes", len(scene.objects) == n))
     return out
 
 
@@ -95,30 +97,33 @@ TEMPLATES: dict[str, Callable[[Scene, Scene], list[tuple[str, bool]]]] = {
 
 
 def statements_for_split(scenes: list[Scene], n_pairs: int, split: str, rng: random.Random) -> list[dict]:
-    """``n_pairs`` NLVR2 records over random pairs of distinct ``scenes``, balanced True/False."""
+    """``n_pairs`` NLVR2 records over random pairs of distinct ``scenes``, each statement about as often
+    true as false (see the module docstring)."""
     if len(scenes) < 2:
         raise ValueError(f"NLVR2 {split} needs at least two images, got {len(scenes)}")
-    label_counts: dict[str, Counter] = {name: Counter() for name in TEMPLATES}
+    per_statement: dict[str, Counter] = {}
+    labels: Counter = Counter()
+    names = sorted(TEMPLATES)
     records = []
     while len(records) < n_pairs:
         left, right = rng.sample(scenes, 2)
-        names = list(TEMPLATES)
-        rng.shuffle(names)
-        for name in names:
-            candidates = TEMPLATES[name](left, right)
-            counts = label_counts[name]
-            want = rng.choice((True, False)) if counts[True] == counts[False] else counts[True] < counts[False]
-            pool = sorted({s for s, truth in candidates if truth == want})
-            if not pool:
-                continue
-            counts[want] += 1
-            records.append(
-                {
-                    "images": [left.path, right.path],
-                    "sentence": rng.choice(pool),
-                    "label": "True" if want else "False",
-                    "identifier": f"{split}-{len(records)}-0",
-                }
-            )
-            break
+        candidates = TEMPLATES[rng.choice(names)](left, right)
+
+        def need(candidate: tuple[str, bool]) -> tuple[int, int]:
+            statement, truth = candidate
+            seen = per_statement.get(statement, Counter())
+            return seen[not truth] - seen[truth], labels[not truth] - labels[truth]
+
+        best = max(map(need, candidates))
+        statement, truth = rng.choice(sorted(c for c in candidates if need(c) == best))
+        per_statement.setdefault(statement, Counter())[truth] += 1
+        labels[truth] += 1
+        records.append(
+            {
+                "images": [left.path, right.path],
+                "sentence": statement,
+                "label": "True" if truth else "False",
+                "identifier": f"{split}-{len(records)}-0",
+            }
+        )
     return records

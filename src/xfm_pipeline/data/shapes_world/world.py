@@ -243,7 +243,7 @@ def _glue(cfg: ShapesWorldConfig) -> dict[str, str]:
 
 
 def _baselines(files: dict[str, Any], glue: dict[str, str]) -> dict[str, Any]:
-    from xfm_pipeline.metrics.baselines import answer_prior_accuracy, majority_accuracy, question_prior_accuracy
+    from xfm_pipeline.metrics.baselines import answer_prior_accuracy, majority_accuracy, question_prior_accuracy, statement_prior_accuracy
     from xfm_pipeline.metrics.vqa import vqa_accuracy
 
     def triples(split):
@@ -268,6 +268,8 @@ def _baselines(files: dict[str, Any], glue: dict[str, str]) -> dict[str, Any]:
         # the canonical answer scored like a prediction: the ceiling set by annotator noise
         "vqa_oracle_test": vqa_accuracy([_canonical(r) for r in test], [r["answer"] for r in test]),
         "nlvr_majority_test": majority_accuracy([r["label"] for r in files["nlvr/train"]], [r["label"] for r in files["nlvr/test"]]),
+        # the most frequent training label of the same statement: what the wording alone gives away
+        "nlvr_statement_prior_test": statement_prior_accuracy(*([(r["sentence"], r["label"]) for r in files[f"nlvr/{s}"]] for s in ("train", "test"))),
         "glue_majority_dev": glue_majority,
     }
 

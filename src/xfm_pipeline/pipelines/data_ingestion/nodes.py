@@ -62,7 +62,7 @@ def generate_shapes_world(params: dict[str, Any]) -> ShapesWorld:
     base = world.metadata["baselines"]
     log.info(
         "shapes world (seed %d, %d px): %d images + %d ImageNet images, %d VQA / %d NLVR2 / %d grounding records in %.1f s; "
-        "text-only VQA priors %.1f%% (answer type) / %.1f%% (question lookup), NLVR2 majority %.1f%% on test",
+        "text-only VQA priors %.1f%% (answer type) / %.1f%% (question lookup), NLVR2 %.1f%% (majority) / %.1f%% (statement lookup) on test",
         p.shapes_world.seed,
         p.shapes_world.image_size,
         sum(len(v) for v in world.scenes.values()),
@@ -74,6 +74,7 @@ def generate_shapes_world(params: dict[str, Any]) -> ShapesWorld:
         100 * base["vqa_text_prior_test"]["overall"],
         100 * base["vqa_question_prior_test"]["overall"],
         100 * base["nlvr_majority_test"],
+        100 * base["nlvr_statement_prior_test"],
     )
     return world
 
