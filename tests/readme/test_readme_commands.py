@@ -178,6 +178,10 @@ COMMANDS: dict[str, tuple] = {
     "python benchmarks/vision_stem.py --steps 300": (Help(),),
     "python benchmarks/vqa_blind_baseline.py --checkpoint data/06_models/finetune_vqa --split test": (Help(),),
     "python benchmarks/blind_baselines.py --captioning-checkpoint data/06_models/finetune_captioning": (Help(),),
+    "python benchmarks/fusion_attention.py --checkpoint data/06_models/pretrain": (
+        Help(),
+        Covered("tests/benchmarks/test_fusion_attention.py::test_recomputed_weights_are_the_ones_the_fusion_encoder_uses", "the attention weights it measures"),
+    ),
 }
 
 # ------------------------------------------------------------------------------------------- README parsing
