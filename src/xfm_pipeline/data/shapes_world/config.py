@@ -28,9 +28,9 @@ class ImageCounts:
 class NLVRCounts:
     """Image-pair statements per NLVR2 split (train on train images, dev on val, test on test)."""
 
-    train: int = 1500
+    train: int = 6000
     dev: int = 600
-    test: int = 600
+    test: int = 2000
 
 
 @dataclass

@@ -96,6 +96,11 @@ TEMPLATES: dict[str, Callable[[Scene, Scene], list[tuple[str, bool]]]] = {
 }
 
 
+def _need(statement_labels: Counter, split_labels: Counter, truth: bool) -> tuple[int, int]:
+    """How much a record with label ``truth`` would even out its statement's labels, then the split's."""
+    return statement_labels[not truth] - statement_labels[truth], split_labels[not truth] - split_labels[truth]
+
+
 def statements_for_split(scenes: list[Scene], n_pairs: int, split: str, rng: random.Random) -> list[dict]:
     """``n_pairs`` NLVR2 records over random pairs of distinct ``scenes``, each statement about as often
     true as false (see the module docstring)."""
@@ -108,14 +113,9 @@ def statements_for_split(scenes: list[Scene], n_pairs: int, split: str, rng: ran
     while len(records) < n_pairs:
         left, right = rng.sample(scenes, 2)
         candidates = TEMPLATES[rng.choice(names)](left, right)
-
-        def need(candidate: tuple[str, bool]) -> tuple[int, int]:
-            statement, truth = candidate
-            seen = per_statement.get(statement, Counter())
-            return seen[not truth] - seen[truth], labels[not truth] - labels[truth]
-
-        best = max(map(need, candidates))
-        statement, truth = rng.choice(sorted(c for c in candidates if need(c) == best))
+        needs = [_need(per_statement.get(statement, Counter()), labels, truth) for statement, truth in candidates]
+        best = max(needs)
+        statement, truth = rng.choice(sorted(c for c, need in zip(candidates, needs, strict=True) if need == best))
         per_statement.setdefault(statement, Counter())[truth] += 1
         labels[truth] += 1
         records.append(
