@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -68,14 +68,11 @@ def question_prior_accuracy(
     """
     if not test:
         raise ValueError("no test questions")
-    per_question: dict[str, list[str]] = {}
-    for question, _, answers in train:
-        per_question.setdefault(_question_key(question), []).extend(normalize_answer(a) for a in answers)
-    lookup = {q: most_frequent(a) for q, a in per_question.items()}
+    lookup = _text_lookup((question, normalize_answer(a)) for question, _, answers in train for a in answers)
     type_guess = _type_prior_guess([(t, answers) for _, t, answers in train])
     scored = []
     for question, question_type, answers in test:
-        key = _question_key(question)
+        key = _text_key(question)
         scored.append((question_type, lookup[key] if key in lookup else type_guess(question_type), answers))
     return _accuracy_per_type(scored)
 
@@ -97,8 +94,17 @@ def _accuracy_per_type(scored: Sequence[tuple[str, str, Sequence[str]]]) -> dict
     return out
 
 
-def _question_key(question: str) -> str:
-    return " ".join(question.lower().split())
+def _text_key(text: str) -> str:
+    """Lower-cased, whitespace collapsed: the key of a question or statement lookup."""
+    return " ".join(text.lower().split())
+
+
+def _text_lookup(pairs: Iterable[tuple[str, Hashable]]) -> dict[str, Hashable]:
+    """``(text, value)`` pairs -> the most frequent value of each text key (:func:`most_frequent`)."""
+    values: dict[str, list[Hashable]] = {}
+    for text, value in pairs:
+        values.setdefault(_text_key(text), []).append(value)
+    return {key: most_frequent(v) for key, v in values.items()}
 
 
 def majority_accuracy(train_labels: Sequence[Hashable], test_labels: Sequence[Hashable]) -> float:
@@ -119,12 +125,9 @@ def statement_prior_accuracy(train: Sequence[tuple[str, Hashable]], test: Sequen
     """
     if not test:
         raise ValueError("no test statements")
-    per_statement: dict[str, list[Hashable]] = {}
-    for statement, label in train:
-        per_statement.setdefault(_question_key(statement), []).append(label)
+    lookup = _text_lookup(train)
     majority = most_frequent([label for _, label in train])
-    guesses = [most_frequent(per_statement[key]) if (key := _question_key(s)) in per_statement else majority for s, _ in test]
-    return sum(g == label for g, (_, label) in zip(guesses, test, strict=True)) / len(test)
+    return sum(lookup.get(_text_key(statement), majority) == label for statement, label in test) / len(test)
 
 
 def mean_box_accuracy(train_boxes, test_boxes, threshold: float = GROUNDING_IOU_THRESHOLD) -> float:
