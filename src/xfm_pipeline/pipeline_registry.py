@@ -15,6 +15,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "model_init": model_init.create_pipeline(),
         "pretrain_vision": pretrain.create_vision_pipeline(),
         "pretrain": pretrain.create_pipeline(),
+        "pretrain_bbox": pretrain.create_bbox_pipeline(),
         **finetune.create_pipelines(),
         "report": report.create_pipeline(),
     }

@@ -59,7 +59,7 @@ def _shrink(conf: Path) -> None:
     _update(conf / "parameters_data_ingestion.yml", lambda d: _deep_update(d["data_ingestion"]["shapes_world"], MINI_WORLD))
 
     def pretrain(d):
-        for stage in d.values():  # pretrain, pretrain_vision
+        for stage in d.values():  # pretrain_vision, pretrain, pretrain_bbox
             _deep_update(stage, {"loop": {"max_steps": 2, "checkpoint_every": 0, "warmup": 1}})
             for stream in ("image_text", "region_text", "image_only", "text_only"):
                 if stream in stage:
@@ -67,6 +67,7 @@ def _shrink(conf: Path) -> None:
 
     _update(conf / "parameters_pretrain.yml", pretrain)
     _update(conf / "parameters_pretrain_vision.yml", pretrain)
+    _update(conf / "parameters_pretrain_bbox.yml", pretrain)
     for path in conf.glob("parameters_finetune_*.yml"):
         _update(path, lambda d: [params.update({k: v for k, v in MINI_TRAINING.items() if not (k == "max_steps" and params.get("max_steps") == 0)}) for params in d.values()])
 
@@ -101,7 +102,7 @@ def test_dvc_repro_runs_the_chain_then_does_nothing_then_only_the_changed_task(p
     metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], project))
     shown = {Path(path).stem for workspace in metrics.values() for path in workspace["data"]}
     assert set(FINETUNE_PIPELINES) <= shown, set(FINETUNE_PIPELINES) - shown
-    assert {"pretrain_vision_metrics", "pretrain_metrics", "results"} <= shown
+    assert {"pretrain_vision_metrics", "pretrain_metrics", "pretrain_bbox_metrics", "results"} <= shown
     results = json.loads((project / "data/08_reporting/results.json").read_text())
     assert results["not_run"] == []
 

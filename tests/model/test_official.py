@@ -28,6 +28,8 @@ def test_every_official_key_is_mapped_or_skipped_with_a_reason(base_on_meta):
     assert len(official) == 771
     mapped, report = convert_official_state_dict(official, base_on_meta)
     assert report.unexpected == [] and report.missing == [] and report.resized == []
+    assert report.not_in_xfm == sorted(k for k in base_on_meta.state_dict() if k.startswith("bbox_pointer."))  # model.box_heads
+    assert report.not_in_xfm and "not in X-FM 10" in report.summary()
     assert len(report.loaded) + len(report.skipped) == len(official)
     skipped = report.skipped
     assert sum(".lm_cap_head." in k for k in skipped) == 2 * 7  # two unused heads, 7 tensors each

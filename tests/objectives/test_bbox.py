@@ -1,10 +1,13 @@
-"""Box losses: hand-computed L1/GIoU, torchvision's GIoU as a second reference, is_image, degenerate boxes."""
+"""Box losses: hand-computed L1/GIoU, torchvision's GIoU as a second reference, is_image, degenerate boxes,
+the pointer head's patch cross-entropy."""
+
+import math
 
 import pytest
 import torch
 from torchvision.ops import generalized_box_iou as tv_generalized_box_iou
 
-from xfm_pipeline.objectives import bbox_loss, box_cxcywh_to_xyxy, generalized_box_iou
+from xfm_pipeline.objectives import bbox_loss, box_cxcywh_to_xyxy, generalized_box_iou, pointer_loss
 
 
 def test_cxcywh_to_xyxy():
@@ -69,3 +72,18 @@ def test_degenerate_boxes_give_finite_losses_and_do_not_zero_the_batch():
     _, healthy_alone = bbox_loss(pred[3:].detach(), target[3:])
     _, without_last = bbox_loss(pred[:3].detach(), target[:3])
     assert loss_giou.item() == pytest.approx((3 * without_last.item() + healthy_alone.item()) / 4, rel=1e-6)
+
+
+def test_pointer_loss_is_the_cross_entropy_of_the_centre_patch_over_the_kept_boxes():
+    # 2 x 2 grid, patches row-major: centre (0.7, 0.2) lies in patch 1, (0.2, 0.9) in patch 2, (0.5, 0.5) in patch 3
+    scores = torch.tensor([[0.0, 2.0, 0.0, 0.0], [1.0, 0.0, 3.0, 0.0], [0.0, 0.0, 0.0, 5.0]], requires_grad=True)
+    target = torch.tensor([[0.7, 0.2, 0.1, 0.1], [0.2, 0.9, 0.2, 0.1], [0.5, 0.5, 1.0, 1.0]])
+    first = -(2.0 - math.log(3 + math.exp(2.0)))  # -log softmax(scores[0])[1]
+    second = -(3.0 - math.log(2 + math.e + math.exp(3.0)))  # -log softmax(scores[1])[2]
+    assert pointer_loss(scores[:2], target[:2]).item() == pytest.approx((first + second) / 2, rel=1e-6)
+    loss = pointer_loss(scores, target, is_image=torch.tensor([0, 0, 1]))  # the whole-image caption is left out
+    assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
+    loss.backward()
+    assert torch.equal(scores.grad[2], torch.zeros(4))
+    only_image = pointer_loss(scores, target, is_image=torch.ones(3))
+    assert only_image.item() == 0.0 and only_image.requires_grad

@@ -1,4 +1,5 @@
-"""XFMPretrainObjective on the real tiny model: keys per stream, weights, skipped work, gradient routing."""
+"""XFMPretrainObjective on the real tiny model: keys per stream, weights, skipped work, gradient routing,
+the pointer box head."""
 
 import random
 
@@ -7,7 +8,7 @@ import torch
 
 from xfm_pipeline.data.masking import BlockMaskGenerator, TextMasker
 from xfm_pipeline.model.text import load_tokenizer
-from xfm_pipeline.objectives import ObjectiveWeights, XFMPretrainObjective, itc_loss
+from xfm_pipeline.objectives import ObjectiveWeights, XFMPretrainObjective, bbox_loss, itc_loss, pointer_loss
 from xfm_pipeline.objectives.pretrain import duplicate_pair_ids
 
 TEXTS = [
@@ -153,7 +154,7 @@ def _backward(model, weights, batch, detach=True):
     return out
 
 
-NONE = {"itc": 0, "itm": 0, "mlm": 0, "mim": 0, "bbox": 0, "giou": 0, "text_mlm": 0}
+NONE = {"itc": 0, "itm": 0, "mlm": 0, "mim": 0, "bbox": 0, "giou": 0, "pointer": 0, "text_mlm": 0}
 WORD_EMBEDDINGS = "word_embeddings"  # tied to the fusion MLM decoder, so fusion MLM trains it by design
 
 
@@ -370,3 +371,33 @@ def test_frozen_text_cache_encodes_each_text_once_and_keeps_the_losses(tiny_mode
         for name, param in tiny_model.named_parameters():
             if name in frozen:
                 param.requires_grad_(True)
+
+
+def test_the_pointer_box_head_gives_bbp_and_its_cross_entropy_and_trains_the_fusion_encoder(tiny_model, batches):
+    batch = batches["region_text"]
+    boxes_only = ObjectiveWeights(**{**NONE, "bbox": 1.0, "giou": 2.0, "pointer": 0.5})
+    try:
+        tiny_model.zero_grad(set_to_none=True)
+        out = XFMPretrainObjective(boxes_only, box_head="pointer")(tiny_model, batch)
+        assert set(out) == {"loss_bbox", "loss_giou", "loss_pointer", "loss"}
+        with torch.no_grad():  # reference: the same computation written out
+            image = tiny_model.encode_image(batch["images"])[batch["idx_to_group_img"]]  # (4, 1+N, Dv)
+            text = tiny_model.encode_text(batch["text_ids"], batch["text_atts"])
+            scores, boxes = tiny_model.bbox_pointer(tiny_model.fuse(text, batch["text_atts"], image)[:, 0], image[:, 1:])
+            want_bbox, want_giou = bbox_loss(boxes, batch["target_bbox"], batch["is_image"])
+            want_pointer = pointer_loss(scores, batch["target_bbox"], batch["is_image"])
+        torch.testing.assert_close(out["loss_bbox"], want_bbox)
+        torch.testing.assert_close(out["loss_giou"], want_giou)
+        torch.testing.assert_close(out["loss_pointer"], want_pointer)
+        torch.testing.assert_close(out["loss"], want_bbox + 2.0 * want_giou + 0.5 * want_pointer)
+        out["loss"].backward()
+        assert _grad_norm(tiny_model.bbox_pointer) > 0 and _grad_norm(tiny_model.fusion_encoder) > 0
+        assert _grad_norm(tiny_model.bbox_head) == 0 and _grad_norm(tiny_model.text_encoder) == 0
+    finally:
+        tiny_model.zero_grad(set_to_none=True)
+    with torch.no_grad():  # X-FM's head: no pointer term, whatever its weight
+        assert "loss_pointer" not in XFMPretrainObjective(boxes_only)(tiny_model, batch)
+    assert XFMPretrainObjective(ObjectiveWeights(**{**NONE, "pointer": 1.0})).active_streams == ()
+    assert XFMPretrainObjective(ObjectiveWeights(**{**NONE, "pointer": 1.0}), box_head="pointer").active_streams == ("region_text",)
+    with pytest.raises(ValueError, match="box_head"):
+        XFMPretrainObjective(box_head="anchors")

@@ -42,6 +42,7 @@ class PretrainParams:
     text_only: StreamParams | None = None  # text MLM
     objectives: dict[str, float] = field(default_factory=dict)  # ObjectiveWeights overrides (0 = off)
     detach_text_for_fusion: bool = True  # the paper's stop-gradient into the text encoder
+    box_head: str = "cls"  # BBP head: "cls" (X-FM's bbox_head) | "pointer" (bbox_pointer + loss_pointer)
     frozen_text_cache: int = 0  # distinct texts whose states a FROZEN text encoder keeps per process (0 = none)
     loop: dict[str, Any] = field(default_factory=dict)  # training.loop.LoopConfig fields
     num_workers: int = 0  # DataLoader workers per rank
@@ -55,7 +56,7 @@ class PretrainParams:
 
 
 # Parameters that did not come from a pretrained checkpoint get lr x lr_mult (xfm_spec 2.6).
-NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_head.", "fusion_encoder.lm_head.", "mim_head."]
+NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_head.", "bbox_pointer.", "fusion_encoder.lm_head.", "mim_head."]
 
 
 def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     accelerator = make_accelerator(loop_config.mixed_precision)
     model = load_pretrained(config["init_dir"]).train()
     tokenizer = load_checkpoint_tokenizer(config["init_dir"])
-    objective = XFMPretrainObjective(ObjectiveWeights(**params.objectives), params.detach_text_for_fusion, params.frozen_text_cache)
+    objective = XFMPretrainObjective(ObjectiveWeights(**params.objectives), params.detach_text_for_fusion, params.frozen_text_cache, params.box_head)
     records = {name: _read_records(Path(config["records_dir"]) / f"{name}.jsonl", name) for name in params.streams()}
     streams = {
         name: _build_stream(name, sp, records[name], model, tokenizer, params, config["image_root"], loop_config.seed, accelerator, i)

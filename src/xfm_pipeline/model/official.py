@@ -26,6 +26,10 @@ _SKIP_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Parts of this model that the official checkpoint cannot fill: they keep their initial values.
+NOT_IN_XFM = ("bbox_pointer.",)  # the pointer box head (model.box_heads), trained by pretrain_bbox
+
+
 @dataclass
 class ImportReport:
     """What happened to every key of an imported state dict."""
@@ -35,12 +39,13 @@ class ImportReport:
     skipped: dict[str, str] = field(default_factory=dict)  # official key -> reason
     unexpected: list[str] = field(default_factory=list)  # official keys with no place in this model
     missing: list[str] = field(default_factory=list)  # model keys left at their initial values
+    not_in_xfm: list[str] = field(default_factory=list)  # model keys of parts X-FM does not have (initial values)
 
     def summary(self) -> str:
         """One line per category, for logs."""
         return (
             f"loaded {len(self.loaded)} (resized {len(self.resized)}), skipped {len(self.skipped)}, "
-            f"unexpected {len(self.unexpected)}, missing {len(self.missing)}"
+            f"unexpected {len(self.unexpected)}, missing {len(self.missing)}, not in X-FM {len(self.not_in_xfm)}"
         )
 
     def to_dict(self) -> dict:
@@ -51,6 +56,7 @@ class ImportReport:
             "skipped": self.skipped,
             "unexpected": self.unexpected,
             "missing": self.missing,
+            "not_in_xfm": self.not_in_xfm,
         }
 
 
@@ -148,7 +154,9 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tup
     from xfm_pipeline.model.checkpoint import tied_keys
 
     tied = tied_keys(model)
-    report.missing = sorted(k for k in target if k not in out and k not in tied and not _is_buffer(model, k))
+    left = sorted(k for k in target if k not in out and k not in tied and not _is_buffer(model, k))
+    report.not_in_xfm = [k for k in left if k.startswith(NOT_IN_XFM)]
+    report.missing = [k for k in left if not k.startswith(NOT_IN_XFM)]
     return out, report
 
 

@@ -7,7 +7,8 @@
   2 s on 2 CPU cores.
 * ``small``: BEiT-S/16 at 224 px (384 wide, 12 blocks), MiniLM-L6, 6 fusion layers.
 * ``base``: the paper's model: BEiT-v2 B/16 at 224 px, RoBERTa-base (12 layers), 12 fusion layers;
-  327.3M parameters. The text encoder is random unless ``text.pretrained`` names a local RoBERTa.
+  327.3M parameters (+5.1M for the pointer box head, not in X-FM). The text encoder is random unless
+  ``text.pretrained`` names a local RoBERTa.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ The model returns features, never losses: objectives and tasks combine these hel
     image -> vision_encoder -> V (B, 1+N, Dv)          V[:, 0] = mean-pooled token
     text  -> text_encoder   -> T (B, L, Dt)            T[:, 0] = <s>/[CLS]
     (T, V) -> fusion_encoder -> F (B, L, Dt)           F[:, 0] = fusion CLS (ITM, boxes)
+    (F[:, 0], V[:, 1:]) -> bbox_pointer -> patch scores (B, N) and a box (B, 4)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xfm_pipeline.model.box_heads import PatchPointer
 from xfm_pipeline.model.config import XFMConfig
 from xfm_pipeline.model.fusion import FusionEncoder
 from xfm_pipeline.model.heads import build_mlp, init_weights
@@ -38,6 +40,7 @@ class XFM(nn.Module):
         self.temp = nn.Parameter(torch.tensor(float(config.temp)))
         self.itm_head = build_mlp(text_width, 2)
         self.bbox_head = build_mlp(text_width, 4)
+        self.bbox_pointer = PatchPointer(text_width, vision_width)  # not in X-FM: see model.box_heads
         fresh = [self.fusion_encoder, self.vision_proj, self.text_proj, self.itm_head, self.bbox_head]
         if config.mim_target == "pixels":
             self.mim_head = nn.Linear(vision_width, 3 * config.vision.patch_size**2)  # token -> patch pixels
@@ -103,6 +106,11 @@ class XFM(nn.Module):
     def predict_bbox(self, fused: torch.Tensor) -> torch.Tensor:
         """(B, L, Dt) -> (B, 4) normalised (cx, cy, w, h) in [0, 1]."""
         return self.bbox_head(fused[:, 0]).sigmoid()
+
+    def point_bbox(self, fused: torch.Tensor, image_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, Dt) fused states, (B, 1+N, Dv) image tokens -> (B, N) patch scores, (B, 4) normalised
+        (cx, cy, w, h) from the pointer box head (``model.box_heads``)."""
+        return self.bbox_pointer(fused[:, 0], image_embeds[:, 1:])
 
     def predict_pixels(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """(B, 1+N, Dv) -> (B, N, 3*p*p) pixels of every patch (MIM with ``mim_target="pixels"``)."""

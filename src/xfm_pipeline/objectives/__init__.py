@@ -4,7 +4,7 @@ One module per loss (``itc``, ``itm``, ``mlm``, ``mim``, ``bbox``), one cross-pr
 (``distributed``) and the per-stream composite ``XFMPretrainObjective`` (``pretrain``).
 """
 
-from xfm_pipeline.objectives.bbox import bbox_loss, box_cxcywh_to_xyxy, generalized_box_iou
+from xfm_pipeline.objectives.bbox import bbox_loss, box_cxcywh_to_xyxy, generalized_box_iou, pointer_loss
 from xfm_pipeline.objectives.distributed import gather_features, rank_and_world
 from xfm_pipeline.objectives.itc import itc_loss, itc_targets
 from xfm_pipeline.objectives.itm import NO_NEGATIVE, ITMOutput, itm_loss, sample_hard_negatives
@@ -31,6 +31,7 @@ __all__ = [
     "mim_pixel_loss",
     "patch_similarity",
     "patchify",
+    "pointer_loss",
     "mlm_loss",
     "rank_and_world",
     "sample_hard_negatives",

@@ -9,6 +9,8 @@ term is affected.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 _EPS = 1e-7  # floor of union / enclosing areas
@@ -70,3 +72,22 @@ def bbox_loss(
     giou = generalized_box_iou(box_cxcywh_to_xyxy(pred), box_cxcywh_to_xyxy(target))  # (B,), finite everywhere
     loss_giou = ((1.0 - giou) * keep).sum() / num_boxes
     return loss_bbox, loss_giou
+
+
+def pointer_loss(scores: torch.Tensor, target_cxcywh: torch.Tensor, is_image: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of the pointer head's patch scores against the patch holding each gold box centre.
+
+    Args:
+        scores: (B, N) patch scores of :class:`~xfm_pipeline.model.box_heads.PatchPointer`, N = grid**2.
+        target_cxcywh: (B, 4) target normalised boxes.
+        is_image: optional (B,) 1 where the text is the whole-image caption (excluded, as in :func:`bbox_loss`).
+
+    Returns:
+        The cross-entropy summed over the kept boxes / their number (0, still attached, when none is kept).
+    """
+    from xfm_pipeline.model.box_heads import centre_patch
+
+    target = centre_patch(target_cxcywh, math.isqrt(scores.shape[1]))  # (B,)
+    per_box = torch.nn.functional.cross_entropy(scores.float(), target, reduction="none")  # (B,)
+    keep = torch.ones_like(per_box) if is_image is None else 1.0 - is_image.view(-1).to(per_box.dtype)
+    return (per_box * keep).sum() / keep.sum().clamp(min=1)

@@ -14,14 +14,19 @@ image_text    ITC, ITM (hard negatives), fusion MLM, MIM          images, text_i
                                                                   masked_ids, image_patch_mask
                                                                   [, image_idx]
 region_text   ITC (region-pooled patches), ITM, fusion MLM,     images (B_img), text_*, masked_*,
-              BBP (L1 + GIoU, whole-image captions excluded)      idx_to_group_img, image_atts,
-                                                                  target_bbox, is_image
+              BBP (L1 + GIoU [+ pointer cross-entropy],           idx_to_group_img, image_atts,
+              whole-image captions excluded)                      target_bbox, is_image
                                                                   [, fusion_rows, text_key]
 image_only    MIM (target: a fresh unmasked pass, detached, or    images, image_patch_mask
               the pixels when ``mim_target="pixels"``)
 text_only     text-encoder MLM                                    text_ids_masked, text_atts,
                                                                   masked_pos, masked_ids
 ============  ==================================================  =====================================
+
+Box head (``box_head``): ``"cls"`` regresses the box from the fusion CLS with ``bbox_head`` (X-FM);
+``"pointer"`` uses ``bbox_pointer`` (``model.box_heads``) and adds its patch cross-entropy
+``loss_pointer``. The pointer is what makes the fusion encoder's cross-attention pick out the patches a
+phrase is about, within a CPU budget (the ``pretrain_bbox`` stage).
 
 Optional keys: ``generator`` (a ``torch.Generator`` on the model's device) drives the ITM negative
 sampling, else the global RNG. ``image_idx`` (B,) dataset image ids: in an image_text batch, pairs of one
@@ -50,7 +55,7 @@ from typing import Any
 import torch
 
 from xfm_pipeline.model.encoder_cache import FrozenEncodings
-from xfm_pipeline.objectives.bbox import bbox_loss
+from xfm_pipeline.objectives.bbox import bbox_loss, pointer_loss
 from xfm_pipeline.objectives.itc import itc_loss
 from xfm_pipeline.objectives.itm import itm_head_loss, itm_pairs
 from xfm_pipeline.objectives.mim import mim_loss, mim_pixel_loss, patch_similarity
@@ -67,6 +72,7 @@ class ObjectiveWeights:
     mim: float = 1.0  # masked image modelling, feature regression (image_text, image_only)
     bbox: float = 1.0  # L1 box regression (region_text)
     giou: float = 1.0  # 1 - GIoU box loss (region_text)
+    pointer: float = 1.0  # patch cross-entropy of the pointer box head (region_text, box_head "pointer" only)
     text_mlm: float = 1.0  # text-encoder MLM (text_only)
 
     def __post_init__(self):
@@ -84,10 +90,12 @@ class ObjectiveWeights:
 # The objectives each stream can train, by weight name (the loss key is "loss_" + name).
 STREAM_OBJECTIVES: dict[str, tuple[str, ...]] = {
     "image_text": ("itc", "itm", "mlm", "mim"),
-    "region_text": ("itc", "itm", "mlm", "bbox", "giou"),
+    "region_text": ("itc", "itm", "mlm", "bbox", "giou", "pointer"),
     "image_only": ("mim",),
     "text_only": ("text_mlm",),
 }
+
+BOX_HEADS = ("cls", "pointer")
 
 _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "image_text": (
@@ -129,14 +137,25 @@ class XFMPretrainObjective:
         frozen_text_cache: while the text encoder is frozen (``lr_scales`` 0), keep the states of up to
             this many distinct texts (unmasked ITC/ITM/BBP texts, keyed by token ids) and encode each once;
             0 encodes every batch. A frozen encoder always runs in eval mode without gradients.
+        box_head: the BBP head, ``"cls"`` (X-FM's ``bbox_head``) or ``"pointer"`` (``bbox_pointer``, which
+            adds ``loss_pointer``; the ``pointer`` weight has no effect with ``"cls"``).
     """
 
-    def __init__(self, weights: ObjectiveWeights | None = None, detach_text_for_fusion: bool = True, frozen_text_cache: int = 0):
+    def __init__(
+        self,
+        weights: ObjectiveWeights | None = None,
+        detach_text_for_fusion: bool = True,
+        frozen_text_cache: int = 0,
+        box_head: str = "cls",
+    ):
+        if box_head not in BOX_HEADS:
+            raise ValueError(f"box_head must be one of {BOX_HEADS}, got {box_head!r}")
         if not isinstance(detach_text_for_fusion, bool):
             raise ValueError(f"detach_text_for_fusion must be a bool, got {detach_text_for_fusion!r}")
         if isinstance(frozen_text_cache, bool) or not isinstance(frozen_text_cache, int) or frozen_text_cache < 0:
             raise ValueError(f"frozen_text_cache must be an int >= 0, got {frozen_text_cache!r}")
         self.weights = weights if weights is not None else ObjectiveWeights()
+        self.box_head = box_head
         self.detach_text_for_fusion = detach_text_for_fusion
         self.encodings = FrozenEncodings(max_rows=frozen_text_cache)
         self._cache_text = frozen_text_cache > 0
@@ -150,7 +169,11 @@ class XFMPretrainObjective:
     @property
     def active_streams(self) -> tuple[str, ...]:
         """Streams with at least one objective of positive weight (the others need no batches)."""
-        return tuple(s for s, names in STREAM_OBJECTIVES.items() if any(self.weights.active(n) for n in names))
+        return tuple(s for s, names in STREAM_OBJECTIVES.items() if any(self._computes(n) for n in names))
+
+    def _computes(self, name: str) -> bool:
+        """Whether objective ``name`` is computed: a positive weight (and, for ``pointer``, the pointer head)."""
+        return self.weights.active(name) and (name != "pointer" or self.box_head == "pointer")
 
     def __call__(self, model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Losses of the batch's stream: active ``loss_<name>`` (unweighted), ``loss`` (weighted sum) and, for
@@ -249,7 +272,7 @@ class XFMPretrainObjective:
         group = batch["idx_to_group_img"].long()  # (B,) image row of each text
         image_embeds = model.encode_image(batch["images"])[group]  # (B, 1+N, Dv) full-image tokens per text
         region_embeds = region_pool(image_embeds, image_atts[:, 1:])  # (B, 1+N, Dv) token 0 = region pooled
-        needs_boxes = w.active("bbox") or w.active("giou")
+        needs_boxes = any(self._computes(n) for n in ("bbox", "giou", "pointer"))
         text_embeds = sim = None
         if w.active("itc") or w.active("itm") or needs_boxes:
             text_embeds = self._encode_text(model, batch["text_ids"], text_atts)  # (B, L, Dt)
@@ -270,7 +293,13 @@ class XFMPretrainObjective:
             self._matching_and_mlm(model, batch, region_embeds, image_atts, text_embeds, sim, itm_idx, out)
         if needs_boxes:
             fused = model.fuse(self._fusion_text(text_embeds), text_atts, image_embeds, None)  # all-ones image mask
-            loss_bbox, loss_giou = bbox_loss(model.predict_bbox(fused), batch["target_bbox"], batch["is_image"])
+            if self.box_head == "pointer":
+                scores, boxes = model.point_bbox(fused, image_embeds)  # (B, N), (B, 4)
+                if w.active("pointer"):
+                    out["loss_pointer"] = pointer_loss(scores, batch["target_bbox"], batch["is_image"])
+            else:
+                boxes = model.predict_bbox(fused)  # (B, 4)
+            loss_bbox, loss_giou = bbox_loss(boxes, batch["target_bbox"], batch["is_image"])
             if w.active("bbox"):
                 out["loss_bbox"] = loss_bbox
             if w.active("giou"):

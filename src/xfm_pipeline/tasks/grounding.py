@@ -7,14 +7,18 @@ Model: expression -> text encoder -> fusion with the full image -> fusion CLS ->
 ``options.box_head``:
 
 * ``"cls"`` (X-FM): the pretrained ``bbox_head`` -> sigmoid = normalised (cx, cy, w, h)
-  (``XFM.predict_bbox``); no new parameters.
-* ``"pointer"`` (:class:`PatchPointer`, new parameters): the fusion CLS scores every image patch
-  token; the box centre is the score-weighted mean of the patch centres plus an offset of at most one
-  patch, and an MLP on the CLS and the score-weighted patch token gives the offset and the size. Its
-  cross-entropy ``loss_pointer`` (the patch holding the gold centre) is added to the loss. Regressing a
-  small box from the CLS alone learns slowly: on the shapes world (boxes 15-30 px of 96) the ``cls``
-  head stays at the mean box after 600 steps on frozen encoders, while a pointer finds the centre
-  patch half the time after 600 steps. The paper's RefCOCO+ numbers come from the ``cls`` head.
+  (``XFM.predict_bbox``).
+* ``"pointer"`` (``XFM.bbox_pointer``, :class:`~xfm_pipeline.model.box_heads.PatchPointer`): the fusion
+  CLS scores every image patch token; the box centre is the score-weighted mean of the patch centres
+  plus an offset of at most one patch, and an MLP on the CLS and the score-weighted patch token gives
+  the offset and the size. Its cross-entropy ``loss_pointer`` (the patch holding the gold centre) is
+  added to the loss. Regressing a small box from the CLS alone learns slowly: on the shapes world
+  (boxes 15-30 px of 96) the ``cls`` head stays at the mean box after 600 steps on frozen encoders,
+  while a pointer finds the centre patch half the time after 600 steps. The region-data box stage
+  (``pretrain_bbox``, X-FM's bbox domain pretraining before grounding) trains this head and the
+  fusion encoder with it. The paper's RefCOCO+ numbers come from the ``cls`` head.
+
+Neither head adds parameters: both are part of the pretrained model.
 
 Loss: ``loss_bbox`` (L1) + ``loss_giou`` (1 - GIoU), ``objectives.bbox_loss`` (+ ``loss_pointer``).
 
@@ -63,7 +67,7 @@ class GroundingOptions:
     max_words: int = 30  # pre_caption truncation (words)
     augment: bool = True  # crop containing the box + careful hflip + colour RandAugment; False = plain resize
     hflip_prob: float = 0.5  # flip probability when the expression does not mention left/right
-    box_head: str = "cls"  # "cls": X-FM's pretrained bbox_head on the fusion CLS | "pointer": PatchPointer
+    box_head: str = "cls"  # "cls": X-FM's bbox_head on the fusion CLS | "pointer": XFM.bbox_pointer
 
     def __post_init__(self):
         if self.box_head not in BOX_HEADS:
@@ -74,50 +78,6 @@ class GroundingOptions:
             raise ValueError(f"finetune_grounding.options.augment must be a bool, got {self.augment!r}")
         if not 0.0 <= float(self.hflip_prob) <= 1.0:
             raise ValueError(f"finetune_grounding.options.hflip_prob must be in [0, 1], got {self.hflip_prob!r}")
-
-
-class PatchPointer(nn.Module):
-    """A box from the fusion CLS pointing at the image patch that holds the box centre.
-
-    ``scores = query(cls) . key(patch_i) / sqrt(dim)``; ``p = softmax(scores)``; centre =
-    ``sum_i p_i centre_i`` + ``tanh(offset) / grid`` (at most one patch); ``offset`` and the size come
-    from ``refine([cls, sum_i p_i patch_i])`` (size through a sigmoid).
-    """
-
-    def __init__(self, text_width: int, vision_width: int, dim: int = 256):
-        from xfm_pipeline.model.heads import build_mlp, init_weights
-
-        super().__init__()
-        self.dim = dim
-        self.query = nn.Linear(text_width, dim)
-        self.key = nn.Linear(vision_width, dim)
-        self.refine = build_mlp(text_width + vision_width, 4)
-        init_weights(self)
-
-    def forward(self, cls: torch.Tensor, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, Dt) fusion CLS, (B, N, Dv) patch tokens -> (B, N) patch scores, (B, 4) normalised (cx, cy, w, h)."""
-        grid = math.isqrt(patches.shape[1])
-        scores = torch.einsum("bd,bnd->bn", self.query(cls), self.key(patches)) / math.sqrt(self.dim)  # (B, N)
-        weights = scores.softmax(dim=-1)  # (B, N)
-        centres = patch_centres(grid, patches.device, patches.dtype)  # (N, 2) x, y
-        attended = torch.einsum("bn,bnd->bd", weights, patches)  # (B, Dv)
-        refined = self.refine(torch.cat([cls, attended], dim=-1))  # (B, 4)
-        centre = (weights @ centres + refined[:, :2].tanh() / grid).clamp(0.0, 1.0)  # (B, 2)
-        return scores, torch.cat([centre, refined[:, 2:].sigmoid()], dim=-1)
-
-
-def patch_centres(grid: int, device=None, dtype=None) -> torch.Tensor:
-    """(grid*grid, 2) normalised (x, y) centres of the patches of a square grid, row-major (the token order)."""
-    coords = (torch.arange(grid, device=device, dtype=dtype) + 0.5) / grid  # (grid,)
-    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
-    return torch.stack([xs.flatten(), ys.flatten()], dim=-1)
-
-
-def centre_patch(boxes: torch.Tensor, grid: int) -> torch.Tensor:
-    """(B, 4) normalised (cx, cy, w, h) -> (B,) row-major index of the patch holding each centre."""
-    col = (boxes[:, 0] * grid).long().clamp(0, grid - 1)
-    row = (boxes[:, 1] * grid).long().clamp(0, grid - 1)
-    return row * grid + col
 
 
 def crop_containing(bbox, width: int, height: int, rng: random.Random) -> tuple[int, int, int, int]:
@@ -211,12 +171,7 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class GroundingModel(TaskModel):
-    """X-FM + the box head of ``options.box_head`` (``pointer`` only when that head is chosen)."""
-
-    def __init__(self, xfm: nn.Module, options: dict[str, Any]):
-        super().__init__(xfm, "grounding", options)
-        if options["box_head"] == "pointer":
-            self.pointer = PatchPointer(xfm.text_encoder.config.hidden_size, xfm.config.vision.width)
+    """X-FM with the box head of ``options.box_head`` (both heads belong to the pretrained model)."""
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Patch scores (B, N) (None for the ``cls`` head) and boxes (B, 4), normalised (cx, cy, w, h).
@@ -227,7 +182,7 @@ class GroundingModel(TaskModel):
         fused = xfm.fuse(text_embeds, batch["text_atts"], image_embeds)  # (B, L, Dt), all-ones image mask
         if self.options["box_head"] == "cls":
             return None, xfm.predict_bbox(fused)
-        return self.pointer(fused[:, 0], image_embeds[:, 1:])
+        return xfm.point_bbox(fused, image_embeds)
 
 
 class GroundingTask(Task):
@@ -236,12 +191,11 @@ class GroundingTask(Task):
     name = "grounding"
     splits = ("train", "val", "testA", "testB")
     selection_metric = "grounding_acc"
-    new_param_prefixes = ("pointer.",)
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
         from xfm_pipeline.config import to_dict
 
-        return GroundingModel(xfm, to_dict(parse_options(GroundingOptions, params, self.name)))
+        return GroundingModel(xfm, self.name, to_dict(parse_options(GroundingOptions, params, self.name)))
 
     def _records(self, split: str, data: dict[str, Any]):
         from xfm_pipeline.data.formats.grounding import parse_grounding
@@ -261,14 +215,13 @@ class GroundingTask(Task):
         return _collate
 
     def loss(self, model: TaskModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        from xfm_pipeline.objectives.bbox import bbox_loss
+        from xfm_pipeline.objectives.bbox import bbox_loss, pointer_loss
 
         scores, boxes = model(batch)
         loss_bbox, loss_giou = bbox_loss(boxes, batch["target_bbox"])
         losses = {"loss_bbox": loss_bbox, "loss_giou": loss_giou, "loss": loss_bbox + loss_giou}
         if scores is not None:
-            target = centre_patch(batch["target_bbox"], math.isqrt(scores.shape[1]))  # (B,)
-            losses["loss_pointer"] = nn.functional.cross_entropy(scores, target)
+            losses["loss_pointer"] = pointer_loss(scores, batch["target_bbox"])
             losses["loss"] = losses["loss"] + losses["loss_pointer"]
         return losses
 

@@ -23,8 +23,15 @@ FINETUNE_PIPELINES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+# The starting checkpoint of each pipeline: the pretraining checkpoint, except where the task starts
+# from the region-data box stage (X-FM runs bbox domain pretraining before grounding; NLVR2 needs its
+# fusion encoder to localise phrases, which the short pretraining does not teach).
+INIT_CHECKPOINTS: dict[str, str] = {"finetune_grounding": "pretrain_bbox_checkpoint", "finetune_nlvr": "pretrain_bbox_checkpoint"}
+
+
 def create_finetune_pipeline(name: str, task: str, data: dict[str, str]) -> Pipeline:
-    """``name`` namespace: init checkpoint + data -> task checkpoint, metrics, predictions, history."""
+    """``name`` namespace: init checkpoint (``INIT_CHECKPOINTS``, else the pretraining checkpoint) + data
+    -> task checkpoint, metrics, predictions, history."""
     template = Pipeline(
         [
             Node(
@@ -39,7 +46,7 @@ def create_finetune_pipeline(name: str, task: str, data: dict[str, str]) -> Pipe
     return pipeline(
         template,
         namespace=name,
-        inputs={"init": "pretrain_checkpoint", **data},
+        inputs={"init": INIT_CHECKPOINTS.get(name, "pretrain_checkpoint"), **data},
         parameters={"params:finetune": f"params:{name}", "params:image_root": "params:image_root"},
     )
 

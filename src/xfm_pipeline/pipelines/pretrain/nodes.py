@@ -1,4 +1,4 @@
-"""Nodes of the pretrain and pretrain_vision pipelines (one job, two parameter blocks)."""
+"""Nodes of the pretrain_vision, pretrain and pretrain_bbox pipelines (one job, three parameter blocks)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ def pretrain(init, params: dict[str, Any], image_root: str, **corpora):
         (final Checkpoint, metrics with first/last 50-step loss means, per-step history)
     """
     return _run_stage("pretrain", init, params, image_root, corpora)
+
+
+def pretrain_bbox(init, params: dict[str, Any], image_root: str, **corpora):
+    """Region-data box pretraining from the pretrained ``init`` checkpoint (``params:pretrain_bbox``).
+
+    X-FM's bbox domain pretraining before grounding: box prediction alone on the region-text corpus.
+    Here it trains the fusion encoder and the pointer box head with frozen encoders, which teaches the
+    fusion encoder's cross-attention to pick out the patches a phrase names (after the short ``pretrain``
+    stage it attends uniformly). Grounding and NLVR2 start from its checkpoint.
+
+    Returns:
+        (Checkpoint, metrics, per-step history), as :func:`pretrain`.
+    """
+    return _run_stage("pretrain_bbox", init, params, image_root, corpora)
 
 
 def _run_stage(stage: str, init, params: dict[str, Any], image_root: str, corpora: dict[str, Any]):

@@ -1,8 +1,8 @@
-"""pretrain and pretrain_vision pipeline wiring: one node each, the same job with its own parameters."""
+"""pretrain_vision, pretrain and pretrain_bbox pipeline wiring: one node each, the same job with its own parameters."""
 
 from kedro.pipeline import Node, Pipeline
 
-from xfm_pipeline.pipelines.pretrain.nodes import pretrain, pretrain_vision
+from xfm_pipeline.pipelines.pretrain.nodes import pretrain, pretrain_bbox, pretrain_vision
 
 CORPORA = ("image_text", "region_text", "image_only", "text_only")
 
@@ -28,3 +28,12 @@ def create_vision_pipeline(**kwargs) -> Pipeline:  # noqa: ARG001 - Kedro's sign
     region-text ITC against the frozen pretrained text encoder (``params:pretrain_vision``).
     """
     return _stage(pretrain_vision, "init_checkpoint", "pretrain_vision", "pretrain_vision_encoder")
+
+
+def create_bbox_pipeline(**kwargs) -> Pipeline:  # noqa: ARG001 - Kedro's signature
+    """Pretrained checkpoint + validated corpora -> box-pretrained checkpoint, metrics, loss history.
+
+    X-FM's region-data bbox domain pretraining (``params:pretrain_bbox``); grounding and NLVR2 start
+    from its checkpoint.
+    """
+    return _stage(pretrain_bbox, "pretrain_checkpoint", "pretrain_bbox", "pretrain_bbox_domain")

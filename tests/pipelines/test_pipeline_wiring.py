@@ -1,0 +1,32 @@
+"""Which checkpoint each training pipeline starts from (the Kedro edges, and DVC's matching dependencies)."""
+
+from pathlib import Path
+
+import yaml
+
+from xfm_pipeline.pipeline_registry import register_pipelines
+from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES, INIT_CHECKPOINTS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_box_stage_follows_pretraining_and_starts_grounding_and_nlvr():
+    pipelines = register_pipelines()
+    assert pipelines["pretrain_bbox"].inputs() >= {"pretrain_checkpoint", "params:pretrain_bbox"}
+    assert "pretrain_bbox_checkpoint" in pipelines["pretrain_bbox"].outputs()
+    starts = {name: {"pretrain_checkpoint", "pretrain_bbox_checkpoint"} & pipelines[name].inputs() for name in FINETUNE_PIPELINES}
+    assert starts.pop("finetune_grounding") == starts.pop("finetune_nlvr") == {"pretrain_bbox_checkpoint"}
+    assert all(found == {"pretrain_checkpoint"} for found in starts.values()), starts
+    order = [n.name for n in pipelines["__default__"].nodes]
+    assert order.index("pretrain_xfm") < order.index("pretrain_bbox_domain") < order.index("finetune_nlvr.finetune")
+
+
+def test_dvc_stages_depend_on_the_checkpoint_their_pipeline_starts_from():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    items = stages["finetune"]["foreach"]
+    assert set(items) == set(FINETUNE_PIPELINES)
+    for name, item in items.items():
+        assert f"{INIT_CHECKPOINTS.get(name, 'pretrain_checkpoint').removesuffix('_checkpoint')}" == item["init"], name
+    assert "data/06_models/${item.init}" in stages["finetune"]["do"]["deps"]
+    assert "data/06_models/pretrain" in stages["pretrain_bbox"]["deps"]
+    assert "data/06_models/pretrain_bbox" in stages["pretrain_bbox"]["outs"]
