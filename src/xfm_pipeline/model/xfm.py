@@ -40,13 +40,15 @@ class XFM(nn.Module):
         self.temp = nn.Parameter(torch.tensor(float(config.temp)))
         self.itm_head = build_mlp(text_width, 2)
         self.bbox_head = build_mlp(text_width, 4)
-        self.bbox_pointer = PatchPointer(text_width, vision_width)  # not in X-FM: see model.box_heads
         fresh = [self.fusion_encoder, self.vision_proj, self.text_proj, self.itm_head, self.bbox_head]
         if config.mim_target == "pixels":
             self.mim_head = nn.Linear(vision_width, 3 * config.vision.patch_size**2)  # token -> patch pixels
             fresh.append(self.mim_head)
         for module in fresh:
             init_weights(module)
+        # Not in X-FM (model.box_heads). Built last, so the modules above draw the same initial weights
+        # from a seeded generator as they would without it.
+        self.bbox_pointer = PatchPointer(text_width, vision_width)
 
     def fsdp_units(self) -> list[nn.Module]:
         """The transformer blocks that FSDP shards one by one (vision, text and fusion layers)."""
