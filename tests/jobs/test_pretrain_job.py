@@ -140,43 +140,36 @@ def test_fsdp_refuses_a_validation_callback(tmp_path):
         train(torch.nn.Linear(2, 2), lambda m, b: {"loss": m(b).sum()}, {}, LoopConfig(sharding="zero3"), tmp_path)
 
 
-def test_the_shipped_vision_warm_up_trains_only_the_vision_side_against_the_frozen_text_encoder(pretrain_world, init_dir, tmp_path):
+def _run_shipped_stage(stage: str, world, init_dir, tmp_path) -> tuple[set[str], set[str]]:
+    """3 steps of the shipped ``conf/base/parameters_<stage>.yml`` (region batch 4): (loss keys of the last
+    step, names of the weights that changed). Also checks the checkpoint's stage tag."""
     import yaml
 
-    shipped = yaml.safe_load((Path(__file__).parents[2] / "conf/base/parameters_pretrain_vision.yml").read_text())["pretrain_vision"]
+    shipped = yaml.safe_load((Path(__file__).parents[2] / f"conf/base/parameters_{stage}.yml").read_text())[stage]
     params = {
         **shipped,
         "region_text": {**shipped["region_text"], "batch_size": 4},
         "loop": {**shipped["loop"], "max_steps": 3, "checkpoint_every": 0, "progress": False},
         "output_dir": str(tmp_path / "run"),
     }
-    result = run_pretraining({**_config(pretrain_world, init_dir, params), "stage": "pretrain_vision"})
-    assert {k for k in result["history"][-1] if "loss" in k} == {"region_text/loss", "region_text/loss_itc"}
+    result = run_pretraining({**_config(world, init_dir, params), "stage": stage})
+    assert json.loads(Path(result["final_checkpoint"], "config.json").read_text())["extra"]["stage"] == stage
     before, after = _weights(Path(init_dir)), _weights(result["final_checkpoint"])
-    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    return {k for k in result["history"][-1] if "loss" in k}, {name for name in before if not torch.equal(before[name], after[name])}
+
+
+def test_the_shipped_vision_warm_up_trains_only_the_vision_side_against_the_frozen_text_encoder(pretrain_world, init_dir, tmp_path):
+    losses, changed = _run_shipped_stage("pretrain_vision", pretrain_world, init_dir, tmp_path)
+    assert losses == {"region_text/loss", "region_text/loss_itc"}
     assert changed and all(name.startswith(("vision_encoder.", "vision_proj.", "text_proj.", "temp")) for name in changed), sorted(changed)[:5]
     assert any(name.startswith("vision_encoder.") for name in changed)
-    assert json.loads(Path(result["final_checkpoint"], "config.json").read_text())["extra"]["stage"] == "pretrain_vision"
 
 
 def test_the_shipped_box_stage_trains_only_the_fusion_encoder_and_the_pointer(pretrain_world, init_dir, tmp_path):
-    import yaml
-
-    shipped = yaml.safe_load((Path(__file__).parents[2] / "conf/base/parameters_pretrain_bbox.yml").read_text())["pretrain_bbox"]
-    params = {
-        **shipped,
-        "region_text": {**shipped["region_text"], "batch_size": 4},
-        "loop": {**shipped["loop"], "max_steps": 3, "checkpoint_every": 0, "progress": False},
-        "output_dir": str(tmp_path / "run"),
-    }
-    result = run_pretraining({**_config(pretrain_world, init_dir, params), "stage": "pretrain_bbox"})
-    losses = {k for k in result["history"][-1] if "loss" in k}
+    losses, changed = _run_shipped_stage("pretrain_bbox", pretrain_world, init_dir, tmp_path)
     assert losses == {"region_text/loss", "region_text/loss_bbox", "region_text/loss_giou", "region_text/loss_pointer"}
-    before, after = _weights(Path(init_dir)), _weights(result["final_checkpoint"])
-    changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed and all(name.startswith(("fusion_encoder.", "bbox_pointer.")) for name in changed), sorted(changed)[:5]
     assert any(name.startswith("bbox_pointer.") for name in changed) and any(".crossattention." in name for name in changed)
-    assert json.loads(Path(result["final_checkpoint"], "config.json").read_text())["extra"]["stage"] == "pretrain_bbox"
 
 
 def test_a_vision_warm_up_of_zero_steps_passes_the_init_checkpoint_through(init_dir):
