@@ -401,3 +401,5 @@ def test_the_pointer_box_head_gives_bbp_and_its_cross_entropy_and_trains_the_fus
     assert XFMPretrainObjective(ObjectiveWeights(**{**NONE, "pointer": 1.0}), box_head="pointer").active_streams == ("region_text",)
     with pytest.raises(ValueError, match="box_head"):
         XFMPretrainObjective(box_head="anchors")
+    with pytest.raises(ValueError, match="box_head"):
+        tiny_model.predict_box(torch.zeros(1, 2, 384), torch.zeros(1, 65, 192), "anchors")

@@ -26,7 +26,7 @@ def test_dvc_stages_depend_on_the_checkpoint_their_pipeline_starts_from():
     items = stages["finetune"]["foreach"]
     assert set(items) == set(FINETUNE_PIPELINES)
     for name, item in items.items():
-        assert f"{INIT_CHECKPOINTS.get(name, 'pretrain_checkpoint').removesuffix('_checkpoint')}" == item["init"], name
+        assert INIT_CHECKPOINTS.get(name, "pretrain_checkpoint").removesuffix("_checkpoint") == item["init"], name
     assert "data/06_models/${item.init}" in stages["finetune"]["do"]["deps"]
     assert "data/06_models/pretrain" in stages["pretrain_bbox"]["deps"]
     assert "data/06_models/pretrain_bbox" in stages["pretrain_bbox"]["outs"]

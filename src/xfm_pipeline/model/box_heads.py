@@ -17,6 +17,8 @@ from torch import nn
 
 from xfm_pipeline.model.heads import build_mlp, init_weights
 
+BOX_HEADS = ("cls", "pointer")  # XFM.predict_box: X-FM's bbox_head on the fusion CLS | XFM.bbox_pointer
+
 
 class PatchPointer(nn.Module):
     """A box from the fusion CLS pointing at the image patch that holds the box centre.

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xfm_pipeline.model.box_heads import PatchPointer
+from xfm_pipeline.model.box_heads import BOX_HEADS, PatchPointer
 from xfm_pipeline.model.config import XFMConfig
 from xfm_pipeline.model.fusion import FusionEncoder
 from xfm_pipeline.model.heads import build_mlp, init_weights
@@ -109,10 +109,17 @@ class XFM(nn.Module):
         """(B, L, Dt) -> (B, 4) normalised (cx, cy, w, h) in [0, 1]."""
         return self.bbox_head(fused[:, 0]).sigmoid()
 
-    def point_bbox(self, fused: torch.Tensor, image_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L, Dt) fused states, (B, 1+N, Dv) image tokens -> (B, N) patch scores, (B, 4) normalised
-        (cx, cy, w, h) from the pointer box head (``model.box_heads``)."""
-        return self.bbox_pointer(fused[:, 0], image_embeds[:, 1:])
+    def predict_box(self, fused: torch.Tensor, image_embeds: torch.Tensor, box_head: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Boxes from the head ``box_head`` (``model.box_heads.BOX_HEADS``): (B, L, Dt) fused states, (B, 1+N, Dv)
+        image tokens -> (B, N) patch scores (None for ``"cls"``), (B, 4) normalised (cx, cy, w, h).
+
+        ``"cls"``: :meth:`predict_bbox` (X-FM); ``"pointer"``: ``bbox_pointer`` on the CLS and the patch tokens.
+        """
+        if box_head == "cls":
+            return None, self.predict_bbox(fused)
+        if box_head == "pointer":
+            return self.bbox_pointer(fused[:, 0], image_embeds[:, 1:])
+        raise ValueError(f"box_head must be one of {BOX_HEADS}, got {box_head!r}")
 
     def predict_pixels(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """(B, 1+N, Dv) -> (B, N, 3*p*p) pixels of every patch (MIM with ``mim_target="pixels"``)."""

@@ -85,7 +85,7 @@ def pointer_loss(scores: torch.Tensor, target_cxcywh: torch.Tensor, is_image: to
     Returns:
         The cross-entropy summed over the kept boxes / their number (0, still attached, when none is kept).
     """
-    from xfm_pipeline.model.box_heads import centre_patch
+    from xfm_pipeline.model.box_heads import centre_patch  # the model package imports transformers: not at import time
 
     target = centre_patch(target_cxcywh, math.isqrt(scores.shape[1]))  # (B,)
     per_box = torch.nn.functional.cross_entropy(scores.float(), target, reduction="none")  # (B,)

@@ -54,6 +54,7 @@ from typing import Any
 
 import torch
 
+from xfm_pipeline.model.box_heads import BOX_HEADS
 from xfm_pipeline.model.encoder_cache import FrozenEncodings
 from xfm_pipeline.objectives.bbox import bbox_loss, pointer_loss
 from xfm_pipeline.objectives.itc import itc_loss
@@ -94,8 +95,6 @@ STREAM_OBJECTIVES: dict[str, tuple[str, ...]] = {
     "image_only": ("mim",),
     "text_only": ("text_mlm",),
 }
-
-BOX_HEADS = ("cls", "pointer")
 
 _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "image_text": (
@@ -293,12 +292,9 @@ class XFMPretrainObjective:
             self._matching_and_mlm(model, batch, region_embeds, image_atts, text_embeds, sim, itm_idx, out)
         if needs_boxes:
             fused = model.fuse(self._fusion_text(text_embeds), text_atts, image_embeds, None)  # all-ones image mask
-            if self.box_head == "pointer":
-                scores, boxes = model.point_bbox(fused, image_embeds)  # (B, N), (B, 4)
-                if w.active("pointer"):
-                    out["loss_pointer"] = pointer_loss(scores, batch["target_bbox"], batch["is_image"])
-            else:
-                boxes = model.predict_bbox(fused)  # (B, 4)
+            scores, boxes = model.predict_box(fused, image_embeds, self.box_head)  # (B, N) or None, (B, 4)
+            if self._computes("pointer"):
+                out["loss_pointer"] = pointer_loss(scores, batch["target_bbox"], batch["is_image"])
             loss_bbox, loss_giou = bbox_loss(boxes, batch["target_bbox"], batch["is_image"])
             if w.active("bbox"):
                 out["loss_bbox"] = loss_bbox

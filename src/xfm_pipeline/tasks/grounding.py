@@ -57,9 +57,6 @@ from xfm_pipeline.tasks.common import (
 )
 
 
-BOX_HEADS = ("cls", "pointer")
-
-
 @dataclass
 class GroundingOptions:
     """Task-specific settings of ``finetune_grounding`` (``options``)."""
@@ -70,6 +67,8 @@ class GroundingOptions:
     box_head: str = "cls"  # "cls": X-FM's bbox_head on the fusion CLS | "pointer": XFM.bbox_pointer
 
     def __post_init__(self):
+        from xfm_pipeline.model.box_heads import BOX_HEADS  # the model package imports transformers: not at import time
+
         if self.box_head not in BOX_HEADS:
             raise ValueError(f"finetune_grounding.options.box_head must be one of {BOX_HEADS}, got {self.box_head!r}")
         if isinstance(self.max_words, bool) or not isinstance(self.max_words, int) or self.max_words < 1:
@@ -180,9 +179,7 @@ class GroundingModel(TaskModel):
         image_embeds = self.encodings.images(xfm, batch["images"], batch.get("image_keys"))  # (B, 1+N, Dv)
         text_embeds = self.encodings.texts(xfm, batch["text_ids"], batch["text_atts"], use_cache=True)  # (B, L, Dt)
         fused = xfm.fuse(text_embeds, batch["text_atts"], image_embeds)  # (B, L, Dt), all-ones image mask
-        if self.options["box_head"] == "cls":
-            return None, xfm.predict_bbox(fused)
-        return xfm.point_bbox(fused, image_embeds)
+        return xfm.predict_box(fused, image_embeds, self.options["box_head"])
 
 
 class GroundingTask(Task):
