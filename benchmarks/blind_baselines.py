@@ -61,7 +61,7 @@ def captioning_noise_check(checkpoint: str, caption_dir: Path, image_root: str, 
 
     from xfm_pipeline.jobs.finetune import eval_loader
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
-    from xfm_pipeline.tasks.base import load_task_checkpoint, load_task_params
+    from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, load_task_params
     from xfm_pipeline.tasks.captioning import TASK
 
     data = {key: json.loads((caption_dir / f"{key}.json").read_text()) for key in ("train", split, f"{split}_gt")}

@@ -63,7 +63,7 @@ def cross_attention_weights(xfm, text_embeds, text_atts, image_embeds):
 def load_xfm(directory: str):
     """The X-FM model of a pretraining checkpoint, or the X-FM part of a task checkpoint."""
     from xfm_pipeline.model.checkpoint import load_pretrained
-    from xfm_pipeline.tasks.base import load_task_checkpoint
+    from xfm_pipeline.tasks.checkpoint import load_task_checkpoint
 
     meta = json.loads((Path(directory) / "config.json").read_text())
     return load_task_checkpoint(directory).xfm if "task" in meta else load_pretrained(directory)

@@ -34,7 +34,7 @@ def main() -> None:
 
     from xfm_pipeline.jobs.finetune import eval_loader
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
-    from xfm_pipeline.tasks.base import load_task_checkpoint, load_task_params
+    from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, load_task_params
     from xfm_pipeline.tasks.vqa import TASK, noise_image_accuracy
 
     torch.set_num_threads(args.threads)

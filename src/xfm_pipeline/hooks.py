@@ -23,6 +23,8 @@ OFFLINE_ENVIRONMENT = {
 
 # Nodes with this tag get a nested MLflow run (training and evaluation nodes).
 TRACKED_TAG = "mlflow"
+# A tracked node with this input gets its nested run's id there (catalog: MlflowRunIdDataset).
+RUN_ID_INPUT = "mlflow_run_id"
 
 
 class OfflineEnvironmentHook:
@@ -38,8 +40,9 @@ class MlflowHook:
     """Parent run per pipeline run; a nested run per node tagged ``mlflow``.
 
     Nested runs get the node's parameters (flattened), the git commit, MD5s of file inputs, metrics
-    from outputs whose name ends in ``metrics`` (dicts of numbers), and checkpoint directories saved
-    by the node as artifacts. Set ``XFM_MLFLOW=0`` to switch tracking off.
+    from outputs whose name ends in ``metrics`` (dicts of numbers), and the path and ``config.json`` of
+    checkpoint directories the node saved; a node reading ``mlflow_run_id`` gets its run's id. Set
+    ``XFM_MLFLOW=0`` to switch tracking off.
     """
 
     def __init__(self):
@@ -78,12 +81,12 @@ class MlflowHook:
         )
         self._parent = run.info.run_id
         self._catalog = catalog
-        os.environ["XFM_MLFLOW_PARENT_RUN_ID"] = self._parent
 
     @hook_impl
-    def before_node_run(self, node, catalog, inputs: dict[str, Any]) -> None:  # noqa: ARG002
+    def before_node_run(self, node, catalog, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """Open the node's nested run; a node that reads ``mlflow_run_id`` gets that run's id as the input."""
         if not (self.enabled and self._parent and TRACKED_TAG in node.tags):
-            return
+            return None
         from xfm_pipeline.tracking import file_md5, flatten, git_commit
 
         client = self._mlflow()
@@ -104,7 +107,7 @@ class MlflowHook:
             path = _dataset_path(catalog, name)
             if path is not None and path.is_file():
                 client.set_tag(run_id, f"data_md5.{name}", file_md5(path))
-        os.environ["XFM_MLFLOW_RUN_ID"] = run_id
+        return {RUN_ID_INPUT: run_id} if RUN_ID_INPUT in inputs else None
 
     @hook_impl
     def after_node_run(self, node, outputs: dict[str, Any]) -> None:
@@ -121,13 +124,17 @@ class MlflowHook:
                         client.log_metric(run_id, key, float(number))
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:  # noqa: ARG002
+        """A checkpoint directory a tracked node saved: its path as a tag and its ``config.json`` as an
+        artifact (the weights stay where the catalog put them: written once)."""
         run_id = self._node_runs.get(node.name)
-        if run_id is None or type(data).__name__ != "Checkpoint":
+        if run_id is None:
             return
         path = _dataset_path(self._catalog, dataset_name)
-        if path is not None and path.is_dir():
-            self._mlflow().log_artifacts(run_id, str(path), artifact_path=dataset_name)
+        if path is not None and (path / "config.json").is_file():
+            client = self._mlflow()
+            client.set_tag(run_id, f"checkpoint.{dataset_name}", str(path.resolve()))
+            client.log_artifact(run_id, str(path / "config.json"), artifact_path=dataset_name)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
@@ -146,8 +153,6 @@ class MlflowHook:
         client.set_terminated(self._parent, status)
         log.info("MLflow parent run %s (%s)", self._parent, status)
         self._parent, self._node_runs = None, {}
-        os.environ.pop("XFM_MLFLOW_RUN_ID", None)
-        os.environ.pop("XFM_MLFLOW_PARENT_RUN_ID", None)
 
 
 def _dataset_path(catalog, name: str):

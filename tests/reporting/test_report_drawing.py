@@ -102,7 +102,7 @@ def test_grounding_examples_join_truth_by_ref_id_and_refuse_paths_outside_the_ro
             {"index": 1, "ref_id": 99, "image": "../secret.png", "text": "escape", "pred_bbox": [0, 0, 10, 10]},
         ]
     }
-    good, bad = grounding_examples(preds, refs, image_root)
+    good, bad = grounding_examples(preds, {"refs": refs}, image_root)
     img = decode(good.image)
     assert img.getpixel((round(4 * SCALE), round(4 * SCALE))) == PRED_COLOR  # same box: prediction drawn on top
     assert "IoU 1.00" in good.caption

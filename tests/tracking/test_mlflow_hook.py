@@ -5,10 +5,6 @@ from __future__ import annotations
 import pytest
 
 
-class Checkpoint:  # the hook recognises checkpoint outputs by type name
-    pass
-
-
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -34,20 +30,18 @@ def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_
             "model": {"type": "xfm_pipeline.datasets.DirectoryDataset", "path": str(tmp_path / "ckpt")},
         }
     )
-    node = Node(lambda corpus, p: None, inputs=["corpus", "params:train"], outputs="model", name="train_node", tags=["mlflow"])
+    node = Node(lambda corpus, p, run: None, inputs=["corpus", "params:train", "mlflow_run_id"], outputs="model", name="train_node", tags=["mlflow"])
     untracked = Node(lambda corpus: None, inputs="corpus", outputs=None, name="plain_node")
     hook = MlflowHook()
     hook.before_pipeline_run({"pipeline_names": ["pretrain"], "session_id": "s1"}, Pipeline([node, untracked]), catalog)
-    hook.before_node_run(untracked, catalog, {"corpus": [1]})
-    hook.before_node_run(node, catalog, {"corpus": [1, 2, 3], "params:train": {"lr": 0.1, "loop": {"max_steps": 5}}})
-    import os
-
-    run_id = os.environ["XFM_MLFLOW_RUN_ID"]
+    assert hook.before_node_run(untracked, catalog, {"corpus": [1]}) is None
+    replaced = hook.before_node_run(node, catalog, {"corpus": [1, 2, 3], "params:train": {"lr": 0.1, "loop": {"max_steps": 5}}, "mlflow_run_id": None})
+    run_id = replaced["mlflow_run_id"]  # the node's own run, handed to it as an input
     logger = MlflowStepLogger(run_id)
     for step in (1, 2, 3):
         logger(step, {"image_text/loss_itc": 3.0 - step, "lr": 1e-4, "step": step})
     hook.after_node_run(node, {"model_metrics": {"val/vqa_acc": 0.5, "test": {"vqa_acc": 0.25}, "note": "text"}})
-    hook.after_dataset_saved("model", Checkpoint(), node)
+    hook.after_dataset_saved("model", str(tmp_path / "ckpt"), node)
     hook.after_pipeline_run()
 
     client = MlflowClient(tracking)
@@ -60,7 +54,9 @@ def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_
     assert "git_commit" in child.data.tags and len(child.data.tags["data_md5.corpus"]) == 32
     assert [m.value for m in client.get_metric_history(run_id, "image_text/loss_itc")] == [2.0, 1.0, 0.0]
     assert child.data.metrics["val/vqa_acc"] == 0.5 and child.data.metrics["test.vqa_acc"] == 0.25
-    assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/config.json"]
+    assert child.info.run_id == run_id
+    assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/config.json"]  # not the weights
+    assert child.data.tags["checkpoint.model"] == str((tmp_path / "ckpt").resolve())
     assert parent.info.status == child.info.status == "FINISHED"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,13 @@ from kedro.io import AbstractDataset
 
 
 class XFMCheckpointDataset(AbstractDataset):
-    """Loads and saves :class:`xfm_pipeline.model.checkpoint.Checkpoint` objects as directories.
+    """An X-FM checkpoint directory, passed between nodes by path.
+
+    ``load()`` checks the directory is an X-FM checkpoint and returns its path (a node or job that needs
+    the model calls ``model.checkpoint.load_pretrained`` on it, so the weights are read once, where they
+    are used). ``save()`` takes either a :class:`~xfm_pipeline.model.checkpoint.Checkpoint` (written) or
+    the path of a checkpoint directory written elsewhere, e.g. a training run's final checkpoint (copied):
+    in both cases the weights are written once, atomically.
 
     Example catalog entry::
 
@@ -22,17 +29,22 @@ class XFMCheckpointDataset(AbstractDataset):
         self._path = Path(path)
         self.metadata = metadata
 
-    def _load(self):
-        from xfm_pipeline.model.checkpoint import Checkpoint, load_checkpoint_tokenizer, load_pretrained, read_checkpoint_config
+    def _load(self) -> str:
+        from xfm_pipeline.model.checkpoint import read_checkpoint_config
 
-        meta = read_checkpoint_config(self._path)
-        tokenizer = load_checkpoint_tokenizer(self._path) if (self._path / "tokenizer").is_dir() else None
-        return Checkpoint(model=load_pretrained(self._path), tokenizer=tokenizer, extra=meta.get("extra", {}))
+        read_checkpoint_config(self._path)  # raises CheckpointError naming the directory when it is not one
+        return str(self._path)
 
     def _save(self, data) -> None:
-        from xfm_pipeline.model.checkpoint import save_pretrained
+        from xfm_pipeline.model.checkpoint import Checkpoint, atomic_directory_write, read_checkpoint_config, save_pretrained
 
-        save_pretrained(data.model, self._path, tokenizer=data.tokenizer, extra=data.extra)
+        if isinstance(data, Checkpoint):
+            save_pretrained(data.model, self._path, tokenizer=data.tokenizer, extra=data.extra)
+            return
+        source = Path(data)
+        read_checkpoint_config(source)
+        if source.resolve() != self._path.resolve():
+            atomic_directory_write(self._path, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
 
     def _exists(self) -> bool:
         return (self._path / "config.json").is_file()

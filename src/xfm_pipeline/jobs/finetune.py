@@ -1,8 +1,10 @@
 """The fine-tuning job shared by every task: train on ``train``, select on ``val``, evaluate on ``test``.
 
-Config keys: ``task``, ``params`` (TaskParams fields), ``init_dir`` (an X-FM checkpoint directory),
-``data_dir`` (one JSON file per data key written by the Kedro node), ``image_root``, ``output_dir``,
-``run_id`` (MLflow, optional). Returns (rank 0) metrics per split, predictions per split, the history
+:func:`resolve_params` turns a pipeline's parameter layers into a validated :class:`FinetuneParams` (in the
+Kedro node, before anything is launched). :func:`run_finetune` runs on every rank; its config keys: ``task``,
+``params`` (TaskParams fields), ``init_dir`` (an X-FM checkpoint directory), ``official_checkpoint`` (optional
+official ``.th`` imported over it), ``data_dir`` (one JSON file per data key), ``image_root``, ``output_dir``,
+``keep_runs``, ``run_id`` (MLflow, optional). Rank 0 returns metrics and predictions per split, the history
 and the selected checkpoint directory.
 """
 
@@ -10,10 +12,56 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from xfm_pipeline.config import ConfigError, from_dict, merge
+from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS
+from xfm_pipeline.tasks.base import Task, TaskParams
+from xfm_pipeline.training.launch import DistributedConfig
+
 log = logging.getLogger(__name__)
+
+TASK_SET_LOOP_KEYS = ("new_param_prefixes", "select_metric", "select_mode")  # the task decides these, not the YAML
+
+
+@dataclass
+class FinetuneParams(TaskParams):
+    """A fine-tune pipeline's merged parameter block: the task's :class:`TaskParams` and how the job runs."""
+
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)  # processes and nodes (torchrun)
+    official_checkpoint: str | None = None  # official X-FM .th imported over the starting checkpoint
+    keep_runs: int = DEFAULT_KEEP_RUNS  # finished run-<key> directories kept under output_dir/train (0 = all)
+    output_dir: str | None = None  # job files and runs (None: data/06_models/<pipeline>_run)
+
+    def task_params(self) -> TaskParams:
+        """The part the task and its checkpoint see."""
+        return TaskParams(**{f.name: getattr(self, f.name) for f in fields(TaskParams)})
+
+
+def default_output_dir(pipeline: str) -> str:
+    """Where ``pipeline`` keeps its job files and training runs unless ``output_dir`` says otherwise."""
+    return f"data/06_models/{pipeline}_run"
+
+
+def resolve_params(pipeline: str, task: Task, layers: list[dict[str, Any] | None]) -> FinetuneParams:
+    """Merge ``layers`` (defaults first) and validate the result, task options included.
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, or a ``loop`` key the task sets itself;
+            the message names the dotted key under ``pipeline``.
+        ValueError: an option value the task rejects.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = merge(merged, layer or {})
+    preset = sorted(set(merged.get("loop") or {}) & set(TASK_SET_LOOP_KEYS))
+    if preset:
+        raise ConfigError(f"{', '.join(f'{pipeline}.loop.{k}' for k in preset)}: set by the task, not by parameters")
+    params = from_dict(FinetuneParams, merged, path=pipeline)
+    task.options(params, where=pipeline)
+    return params
 
 
 def load_data(data_dir: str | Path) -> dict[str, Any]:
@@ -33,25 +81,27 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     """Job entry point (every rank)."""
     import torch
 
-    from xfm_pipeline.config import from_dict
+    from xfm_pipeline.jobs.resume import prune_runs, run_directory
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained
-    from xfm_pipeline.tasks.base import TaskParams, load_task_checkpoint, write_task_checkpoint
+    from xfm_pipeline.model.official import load_official_checkpoint
+    from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, write_task_checkpoint
     from xfm_pipeline.tasks.registry import get_task
     from xfm_pipeline.tracking import MlflowStepLogger
-    from xfm_pipeline.training.loop import LoopConfig, Stream, make_accelerator, train
+    from xfm_pipeline.training.loop import Stream, make_accelerator, train
     from xfm_pipeline.training.sampling import StreamSampler
 
     task = get_task(config["task"])
     params = from_dict(TaskParams, config["params"], path=f"finetune_{task.name}")
     data = load_data(config["data_dir"])
     image_root = config["image_root"]
-    from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, prune_runs, run_directory
-
-    inputs = [Path(config["init_dir"]) / "model.safetensors", *sorted(Path(config["data_dir"]).glob("*.json"))]
+    official = config.get("official_checkpoint")
+    inputs = [Path(config["init_dir"]) / "model.safetensors", *([official] if official else []), *sorted(Path(config["data_dir"]).glob("*.json"))]
     output_dir = run_directory(config["output_dir"], {"task": config["task"], **config["params"]}, inputs)
     torch.manual_seed(params.seed)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(params.loop.mixed_precision)
     backbone = load_pretrained(config["init_dir"], image_size=params.image_size)
+    if official:
+        log.info("initialised from the official checkpoint %s: %s", official, load_official_checkpoint(official, backbone).summary())
     if params.image_size is None:  # tasks build their image transforms from params.image_size
         params.image_size = backbone.config.vision.image_size
     tokenizer = load_checkpoint_tokenizer(config["init_dir"])
@@ -64,16 +114,11 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     history, selected = [], None
     validated: dict[int, Any] = {}  # step -> val predictions of each validation run in this process
     reused_val = None  # the selected checkpoint's val predictions, when this process computed them
-    if params.max_steps > 0:
+    if params.loop.max_steps > 0:
         train_set = task.dataset("train", data, tokenizer, params, image_root, train=True)
         sampler = StreamSampler(len(train_set), params.batch_size, seed=params.seed, rank=accelerator.process_index, world_size=accelerator.num_processes)
         loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate("train", train=True), num_workers=params.num_workers)
-        loop = LoopConfig(
-            max_steps=params.max_steps, lr=params.lr, weight_decay=params.weight_decay, betas=[0.9, 0.999], eps=1e-8,
-            warmup=params.warmup, lr_mult=params.lr_mult, new_param_prefixes=task.new_parameters(model), lr_scales=dict(params.lr_scales),
-            grad_clip=params.grad_clip, seed=params.seed, log_every=max(1, params.max_steps // 20), progress=True,
-            eval_every=params.eval_every, select_metric=task.selection_metric, keep_last=1,
-        )  # fmt: skip
+        loop = replace(params.loop, new_param_prefixes=task.new_parameters(model), select_metric=task.selection_metric)
 
         def validate(m, step: int) -> dict[str, float]:
             validated[step] = task.predict(m, eval_loader(task, "val", data, tokenizer, params, image_root), params)
@@ -88,7 +133,7 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
             reused_val = validated.get(result.best_step)  # None when validated before a resume
     if not accelerator.is_main_process:
         return {}
-    prune_runs(output_dir, config.get("keep_runs", DEFAULT_KEEP_RUNS))
+    prune_runs(output_dir, config["keep_runs"])
     model.eval()
     metrics, predictions = {}, {}
     for split in task.splits:

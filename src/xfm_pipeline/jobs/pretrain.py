@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from xfm_pipeline.config import from_dict, to_dict
+from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
 from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, prune_runs, run_directory
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("image_text", "region_text", "image_only", "text_only")
+STREAMS = PRETRAIN_STREAMS  # image_text, region_text, image_only, text_only
 
 
 @dataclass

@@ -180,14 +180,16 @@ def retrieval_examples(predictions: dict[str, list], data: dict[str, Any], image
     return out
 
 
-def grounding_examples(predictions: dict[str, list], refs: Any, image_root: str | Path, n: int = 6) -> list[Example]:
-    """Referring expressions of one split with the predicted (magenta) and true (cyan) boxes."""
+def grounding_examples(predictions: dict[str, list], data: dict[str, Any], image_root: str | Path, n: int = 6) -> list[Example]:
+    """Referring expressions of one split with the predicted (magenta) and true (cyan) boxes (``data["refs"]``:
+    the validated refs, which hold every split)."""
     from xfm_pipeline.data.formats.grounding import parse_grounding
     from xfm_pipeline.metrics.grounding import box_iou_xywh
 
     split = pick_split(predictions)
     if split is None:
         return []
+    refs = data.get("refs")
     truth = {r.ref_id: r for r in parse_grounding(refs, "grounding/refs", split=split)} if refs is not None else {}
     preds = predictions[split]
     out = []

@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from xfm_pipeline.reporting.paper import PAPER_RESULTS
+from xfm_pipeline.tasks.spec import PaperResult
 
 
-def results_rows(metrics: dict[str, dict[str, float]], fraction_pipelines: Collection[str] = ()) -> list[dict[str, Any]]:
-    """One row per (pipeline, metric): our value, and the paper's when the metric is one it reports.
+def results_rows(
+    metrics: dict[str, dict[str, float]], fraction_pipelines: Collection[str] = (), paper: Mapping[str, Mapping[str, PaperResult]] | None = None
+) -> list[dict[str, Any]]:
+    """One row per (pipeline, metric): our value, and the paper's when ``paper[pipeline]`` reports the metric.
 
     Every value is in percent, as the paper prints them: the metrics of ``fraction_pipelines`` (GLUE,
-    ImageNet: stored as fractions, e.g. MCC 0.41) are multiplied by 100.
+    ImageNet: stored as fractions, e.g. MCC 0.41) are multiplied by 100. ``paper``: the published
+    numbers per pipeline (``TaskPipeline.paper``).
     """
     rows = []
     for pipeline in sorted(metrics):
-        paper = PAPER_RESULTS.get(pipeline, {})
+        published = (paper or {}).get(pipeline, {})
         scale = 100.0 if pipeline in fraction_pipelines else 1.0
         for metric in sorted(metrics[pipeline]):
             value = metrics[pipeline][metric]
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            ref = paper.get(metric)
+            ref = published.get(metric)
             rows.append(
                 {
                     "pipeline": pipeline,
                     "metric": metric,
                     "value": float(value) * scale,
-                    "paper_4m": ref[0] if ref else None,
-                    "paper_1.3b": ref[1] if ref else None,
-                    "paper_setting": ref[2] if ref else None,
+                    "paper_4m": ref.x4m if ref else None,
+                    "paper_1.3b": ref.x1b if ref else None,
+                    "paper_setting": ref.what if ref else None,
                 }
             )
     return rows

@@ -1,5 +1,5 @@
-"""Downstream tasks: one module each with the same small interface (see ``base.Task``).
+"""Downstream tasks: one module each with the same small interface (``base.Task``) and one spec (``spec.TaskSpec``).
 
-The registry ``TASKS`` is filled explicitly in ``registry.py``; adding a task is one module and one
-entry there, plus its parameters in ``conf/base/parameters_finetune.yml``.
+``registry.TASKS`` lists the specs explicitly; adding a task is one module, one line there and one block in
+``conf/base/parameters_finetune.yml`` (docs/design.md#tasks).
 """

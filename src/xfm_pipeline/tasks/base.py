@@ -7,35 +7,36 @@ and scores predictions with the official metric. The fine-tune job (``jobs.finet
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from xfm_pipeline.training.loop import LoopConfig
+
 
 @dataclass
 class TaskParams:
-    """Parameters shared by every task (``params:finetune_<task>``); ``options`` holds task-specific ones."""
+    """What a task reads of its ``params:<pipeline>`` block (after the layers are merged).
+
+    ``loop`` is the training loop's own schema (:class:`~xfm_pipeline.training.loop.LoopConfig`, the same
+    as pretraining's ``loop:``); ``options`` holds the task's own settings (its ``options_class``).
+    """
 
     image_size: int | None = None  # fine-tuning resolution (None = the checkpoint's; rel-pos tables resized)
     batch_size: int = 16  # global training batch
     eval_batch_size: int = 32  # evaluation batch (per process)
-    max_steps: int = 100  # optimizer steps (0 = evaluation only, e.g. zero-shot retrieval)
-    lr: float = 5e-5  # peak learning rate (heads get lr_mult x)
-    weight_decay: float = 0.01  # AdamW weight decay
-    warmup: float = 0.1  # warm-up fraction or steps
-    lr_mult: float = 2.0  # new heads' learning-rate multiplier
-    lr_scales: dict[str, float] = field(default_factory=dict)  # task-model name prefix -> lr multiplier
-    grad_clip: float = 1.0  # global-norm clip (0 = off)
-    eval_every: int = 50  # validation period in steps (model selection on val, never test)
     max_tokens: int = 40  # text length incl. specials
-    seed: int = 42  # data order, augmentation and initialisation of the head
     num_workers: int = 0  # DataLoader workers
-    options: dict[str, Any] = field(default_factory=dict)  # task-specific settings (validated by the task)
+    loop: LoopConfig = field(default_factory=LoopConfig)  # optimiser, schedule, steps, seed, validation period
+    options: dict[str, Any] = field(default_factory=dict)  # task-specific settings (validated by options_class)
+
+    @property
+    def seed(self) -> int:
+        """Data order, augmentation and head initialisation seed (``loop.seed``)."""
+        return self.loop.seed
 
 
 class TaskModel(nn.Module):
@@ -62,6 +63,17 @@ class Task(ABC):
     splits: tuple[str, ...] = ("train", "val", "test")  # data splits the task reads
     selection_metric: str = ""  # validation metric that selects the checkpoint (higher is better)
     new_param_prefixes: tuple[str, ...] = ()  # task-model parameters created fresh (lr x lr_mult)
+    options_class: type = dict  # dataclass of ``params.options`` (unknown keys rejected)
+
+    def options(self, params: TaskParams, where: str = ""):
+        """``params.options`` as ``options_class`` (``where``: the dotted parameter path for messages).
+
+        Raises:
+            ConfigError / ValueError: an unknown key or a bad value, naming ``<where>.options.<key>``.
+        """
+        from xfm_pipeline.config import from_dict
+
+        return from_dict(self.options_class, params.options, path=f"{where or 'finetune_' + self.name}.options")
 
     @abstractmethod
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
@@ -93,50 +105,3 @@ class Task(ABC):
         could not be copied from the fusion encoder)."""
         fresh = [f"{name}.{key}" for name, module in model.named_modules() for key in getattr(module, "fresh_keys", ())]
         return [*self.new_param_prefixes, *fresh]
-
-
-# ---------------------------------------------------------------------------------------- checkpoints
-TASK_FORMAT = "xfm_pipeline/task-checkpoint"
-
-
-def write_task_checkpoint(model: TaskModel, directory: Path, params: TaskParams, tokenizer=None) -> None:
-    """Write a task model into an existing directory: weights, config (backbone + task) and tokenizer."""
-    from xfm_pipeline.config import to_dict
-    from xfm_pipeline.model.checkpoint import model_config_dict, save_weights
-
-    meta = {"format": TASK_FORMAT, "version": 1, "task": model.task, "params": to_dict(params), "model": model_config_dict(model.xfm)}
-    save_weights(model, directory / "model.safetensors")
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(directory / "tokenizer"))
-    (directory / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-
-
-def load_task_checkpoint(directory: str | Path, data: dict[str, Any] | None = None) -> TaskModel:
-    """Rebuild a task model from its checkpoint directory (strict weights)."""
-    from safetensors.torch import load_model
-
-    from xfm_pipeline.config import from_dict
-    from xfm_pipeline.model import XFM, XFMConfig
-    from xfm_pipeline.tasks.registry import get_task
-
-    directory = Path(directory)
-    meta = _task_checkpoint_meta(directory)
-    model = get_task(meta["task"]).build_model(XFM(from_dict(XFMConfig, meta["model"])), load_task_params(directory), data or {})
-    load_model(model, str(directory / "model.safetensors"), strict=True)
-    return model
-
-
-def load_task_params(directory: str | Path) -> TaskParams:
-    """The fine-tuning parameters a task checkpoint was trained with (its ``config.json``)."""
-    from xfm_pipeline.config import from_dict
-
-    return from_dict(TaskParams, _task_checkpoint_meta(Path(directory))["params"])
-
-
-def _task_checkpoint_meta(directory: Path) -> dict[str, Any]:
-    from xfm_pipeline.model.checkpoint import CheckpointError
-
-    meta = json.loads((directory / "config.json").read_text())
-    if meta.get("format") != TASK_FORMAT:
-        raise CheckpointError(f"{directory}: not a task checkpoint (format {meta.get('format')!r})")
-    return meta

@@ -27,6 +27,7 @@ from torch import nn
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 
 CAPTION_WORDS = 30  # pre_caption max words (X-FM)
 
@@ -115,10 +116,12 @@ class CaptioningTask(Task):
     selection_metric = "cider"
     new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders (its fresh_keys: lr_mult)
 
-    def options(self, params: TaskParams) -> CaptioningOptions:
-        opts = common.parse_options(CaptioningOptions, params, self.name)
+    options_class = CaptioningOptions
+
+    def options(self, params: TaskParams, where: str = "") -> CaptioningOptions:
+        opts = super().options(params, where)
         if opts.beam_size < 1 or opts.max_len < 1 or not 0 <= opts.min_len <= opts.max_len or not 0.0 <= opts.label_smoothing < 1.0:
-            raise ValueError(f"finetune_captioning.options: need beam_size >= 1, 0 <= min_len <= max_len, 0 <= label_smoothing < 1; got {opts}")
+            raise ValueError(f"{where or 'finetune_captioning'}.options: need beam_size >= 1, 0 <= min_len <= max_len, 0 <= label_smoothing < 1; got {opts}")
         return opts
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> CaptioningModel:
@@ -187,3 +190,14 @@ class CaptioningTask(Task):
 
 
 TASK = CaptioningTask()
+
+SPEC = TaskSpec(
+    TASK,
+    pipelines=(
+        TaskPipeline(
+            "finetune_captioning",
+            data={key: f"captioning_{key}_json_validated" for key in ("train", "val", "test", "val_gt", "test_gt")},
+        ),
+    ),
+    examples=Examples("captioning_examples", ("val", "test", "val_gt", "test_gt")),
+)

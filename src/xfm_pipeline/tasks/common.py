@@ -1,26 +1,18 @@
 """Small helpers shared by the vision-language task modules (retrieval, NLVR2, grounding, VQA, ...).
 
-Kept free of task logic: option parsing, seeded transforms, fixed-length tokenisation and batch padding
+Kept free of task logic: seeded transforms, fixed-length tokenisation and batch padding
 trim, device lookup, and the "careful horizontal flip" rule (no flip when the text says left/right).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
-T = TypeVar("T")
 
 _LEFT_RIGHT = re.compile(r"\b(left|right)\b", re.IGNORECASE)
-
-
-def parse_options(cls: type[T], params, task: str) -> T:
-    """``params.options`` as the task's options dataclass (unknown keys rejected, naming the key)."""
-    from xfm_pipeline.config import from_dict
-
-    return from_dict(cls, params.options, path=f"finetune_{task}.options")
 
 
 def image_size(params) -> int:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import model_device
 
 # registry key -> (GLUE release directory name, metrics.glue task name)
@@ -113,6 +114,7 @@ class GlueTask(Task):
     """One GLUE task (``key`` in :data:`GLUE_KEYS`)."""
 
     new_param_prefixes = ("head.",)
+    options_class = GlueOptions
 
     def __init__(self, key: str):
         from xfm_pipeline.data.formats.glue import glue_task
@@ -132,12 +134,6 @@ class GlueTask(Task):
         return f"GlueTask({self.key!r})"
 
     # ------------------------------------------------------------------ data
-    def options(self, params: TaskParams) -> GlueOptions:
-        """The validated task options (unknown keys raise ``ConfigError``)."""
-        from xfm_pipeline.config import from_dict
-
-        return from_dict(GlueOptions, params.options, path=f"finetune_{self.name}.options")
-
     def examples(self, split: str, data: dict[str, Any]):
         """The parsed examples of ``split`` (``GlueExample`` list)."""
         from xfm_pipeline.data.formats.glue import parse_glue_tsv
@@ -207,3 +203,31 @@ class GlueTask(Task):
 
 
 TASKS: dict[str, Task] = {key: GlueTask(key) for key in GLUE_KEYS}
+
+# GLUE dev-set numbers of X-FM base (4M, 1.3B) by task key
+_PAPER = {
+    "mnli": PaperResult(87.7, 87.7, "MNLI-m acc"),
+    "cola": PaperResult(65.3, 65.7, "CoLA MCC"),
+    "mrpc": PaperResult(91.7, 91.2, "MRPC avg(acc, F1)"),
+    "qqp": PaperResult(91.8, 91.7, "QQP acc"),
+    "sst2": PaperResult(95.0, 94.6, "SST-2 acc"),
+    "qnli": PaperResult(92.9, 92.8, "QNLI acc"),
+    "rte": PaperResult(83.8, 82.7, "RTE acc"),
+    "stsb": PaperResult(90.8, 90.7, "STS-B Pearson"),
+}
+
+SPECS: tuple[TaskSpec, ...] = tuple(
+    TaskSpec(
+        task,
+        pipelines=(
+            TaskPipeline(
+                f"finetune_{task.name}",
+                data={"glue": "glue_validated"},
+                param_groups=("finetune_glue",),
+                paper={f"val/{task.selection_metric}": _PAPER[key]},
+            ),
+        ),
+        fraction=True,
+    )
+    for key, task in TASKS.items()
+)

@@ -46,11 +46,11 @@ from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import (
     image_size,
     mentions_left_right,
     model_device,
-    parse_options,
     seeded_transform,
     to_device,
     tokenize_fixed,
@@ -188,11 +188,12 @@ class GroundingTask(Task):
     name = "grounding"
     splits = ("train", "val", "testA", "testB")
     selection_metric = "grounding_acc"
+    options_class = GroundingOptions
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
         from xfm_pipeline.config import to_dict
 
-        return GroundingModel(xfm, self.name, to_dict(parse_options(GroundingOptions, params, self.name)))
+        return GroundingModel(xfm, self.name, to_dict(self.options(params)))
 
     def _records(self, split: str, data: dict[str, Any]):
         from xfm_pipeline.data.formats.grounding import parse_grounding
@@ -205,7 +206,7 @@ class GroundingTask(Task):
         return records
 
     def dataset(self, split, data, tokenizer, params, image_root, train):
-        options = parse_options(GroundingOptions, params, self.name)
+        options = self.options(params)
         return GroundingDataset(self._records(split, data), image_root, tokenizer, params, options, train)
 
     def collate(self, split, train):
@@ -250,3 +251,20 @@ class GroundingTask(Task):
 
 
 TASK = GroundingTask()
+
+SPEC = TaskSpec(
+    TASK,
+    pipelines=(
+        TaskPipeline(
+            "finetune_grounding",
+            data={"refs": "grounding_json_validated"},
+            init="pretrain_bbox_checkpoint",  # X-FM runs a box-only domain pretraining on region data first
+            paper={
+                "val/grounding_acc": PaperResult(84.8, 86.1, "RefCOCO+ val"),
+                "testA/grounding_acc": PaperResult(89.7, 90.4, "RefCOCO+ testA"),
+                "testB/grounding_acc": PaperResult(79.1, 79.8, "RefCOCO+ testB"),
+            },
+        ),
+    ),
+    examples=Examples("grounding_examples", ("refs",)),
+)

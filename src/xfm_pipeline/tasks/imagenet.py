@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import model_device
 
 TOPK = 5  # class ids (and scores) kept per prediction, enough for top-5
@@ -230,6 +231,7 @@ class ImagenetTask(Task):
     splits = ("train", "val", "test")
     selection_metric = "top1"
     new_param_prefixes = ("head.",)
+    options_class = ImagenetOptions
 
     def __init__(self, name: str, frozen: bool):
         self.name = name
@@ -238,12 +240,12 @@ class ImagenetTask(Task):
     def __repr__(self) -> str:
         return f"ImagenetTask({self.name!r})"
 
-    def options(self, params: TaskParams) -> ImagenetOptions:
+    def options(self, params: TaskParams, where: str = "") -> ImagenetOptions:
         """The validated task options (unknown keys or bad values raise)."""
-        from xfm_pipeline.config import ConfigError, from_dict
+        from xfm_pipeline.config import ConfigError
 
-        where = f"finetune_{self.name}.options"
-        options = from_dict(ImagenetOptions, params.options, path=where)
+        options = super().options(params, where)
+        where = f"{where or 'finetune_' + self.name}.options"
         if options.augment not in ("imagenet", "light"):
             raise ConfigError(f"{where}.augment must be 'imagenet' or 'light', got {options.augment!r}")
         if options.head not in ("linear", "mlp"):
@@ -354,3 +356,28 @@ class ImagenetTask(Task):
 
 FINETUNE = ImagenetTask("imagenet", frozen=False)
 LINEAR_PROBE = ImagenetTask("imagenet_linear_probe", frozen=True)
+
+FINETUNE_SPEC = TaskSpec(
+    FINETUNE,
+    pipelines=(
+        TaskPipeline(
+            "finetune_imagenet",
+            data={"manifest": "imagenet_json_validated"},
+            param_groups=("finetune_imagenet_common",),
+            paper={"test/top1": PaperResult(85.3, 85.5, "ImageNet-1k fine-tune top-1")},
+        ),
+    ),
+    fraction=True,
+)
+LINEAR_PROBE_SPEC = TaskSpec(
+    LINEAR_PROBE,
+    pipelines=(
+        TaskPipeline(
+            "linear_probe_imagenet",
+            data={"manifest": "imagenet_json_validated"},
+            param_groups=("finetune_imagenet_common",),
+            paper={"test/top1": PaperResult(81.0, 81.2, "ImageNet-1k linear eval top-1")},
+        ),
+    ),
+    fraction=True,
+)

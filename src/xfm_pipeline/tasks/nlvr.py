@@ -27,11 +27,11 @@ from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import (
     image_size,
     mentions_left_right,
     model_device,
-    parse_options,
     seeded_transform,
     to_device,
     tokenize_fixed,
@@ -139,12 +139,13 @@ class NLVRTask(Task):
     name = "nlvr"
     splits = ("train", "val", "test")
     selection_metric = "nlvr_acc"
+    options_class = NLVROptions
     new_param_prefixes = ("cls_head",)
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
         from xfm_pipeline.config import to_dict
 
-        return NLVRModel(xfm, to_dict(parse_options(NLVROptions, params, self.name)))
+        return NLVRModel(xfm, to_dict(self.options(params)))
 
     def _records(self, split: str, data: dict[str, Any]):
         from xfm_pipeline.data.formats.nlvr import parse_nlvr
@@ -154,7 +155,7 @@ class NLVRTask(Task):
         return parse_nlvr(data[split], f"nlvr/{split}")
 
     def dataset(self, split, data, tokenizer, params, image_root, train):
-        options = parse_options(NLVROptions, params, self.name)
+        options = self.options(params)
         return NLVRDataset(self._records(split, data), image_root, tokenizer, params, options, train)
 
     def collate(self, split, train):
@@ -190,3 +191,15 @@ class NLVRTask(Task):
 
 
 TASK = NLVRTask()
+
+SPEC = TaskSpec(
+    TASK,
+    pipelines=(
+        TaskPipeline(
+            "finetune_nlvr",
+            data={"train": "nlvr_train_json_validated", "val": "nlvr_dev_json_validated", "test": "nlvr_test_json_validated"},
+            init="pretrain_bbox_checkpoint",  # its fusion encoder must localise phrases, which the box stage teaches
+            paper={"val/nlvr_acc": PaperResult(86.3, 87.6, "NLVR2 dev"), "test/nlvr_acc": PaperResult(86.5, 88.4, "NLVR2 test-P")},
+        ),
+    ),
+)

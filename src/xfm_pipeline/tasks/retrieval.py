@@ -42,11 +42,11 @@ from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import (
     image_size,
     mentions_left_right,
     model_device,
-    parse_options,
     seeded_transform,
     to_device,
     tokenize_fixed,
@@ -165,10 +165,11 @@ class RetrievalTask(Task):
     name = "retrieval"
     splits = ("train", "val", "test")
     selection_metric = "r_mean"
+    options_class = RetrievalOptions
     new_param_prefixes = ()
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
-        options = parse_options(RetrievalOptions, params, self.name)
+        options = self.options(params)
         from xfm_pipeline.config import to_dict
 
         return TaskModel(xfm, self.name, to_dict(options))
@@ -176,7 +177,7 @@ class RetrievalTask(Task):
     def dataset(self, split, data, tokenizer, params, image_root, train):
         from xfm_pipeline.data.formats.retrieval import parse_retrieval_eval, parse_retrieval_train
 
-        options = parse_options(RetrievalOptions, params, self.name)
+        options = self.options(params)
         if split not in data:
             raise KeyError(f"retrieval: no data for split {split!r} (data keys: {sorted(data)})")
         if split == "train":
@@ -205,7 +206,7 @@ class RetrievalTask(Task):
 
     @torch.no_grad()
     def predict(self, model: TaskModel, loader, params: TaskParams) -> list[dict[str, Any]]:
-        options = parse_options(RetrievalOptions, params, self.name)
+        options = self.options(params)
         dataset: RetrievalEvalDataset = loader.dataset
         xfm, device = model.xfm, model_device(model)
         image_embeds, image_feats = [], []
@@ -291,3 +292,44 @@ class RetrievalTask(Task):
 
 
 TASK = RetrievalTask()
+
+_DATA = {split: f"retrieval_{split}_json_validated" for split in ("train", "val", "test")}
+
+
+def _recall(what: str, *rows: tuple[str, float, float]) -> dict[str, PaperResult]:
+    """``test/<txt|img>_r<k>`` published numbers of one benchmark."""
+    return {f"test/{metric}": PaperResult(a, b, f"{what} {label}") for metric, a, b, label in rows}
+
+
+SPEC = TaskSpec(
+    TASK,
+    pipelines=(
+        TaskPipeline(
+            "finetune_retrieval_coco",
+            data=_DATA,
+            param_groups=("finetune_retrieval",),
+            paper=_recall(
+                "COCO 5K",
+                ("txt_r1", 81.8, 84.2, "TR@1"), ("txt_r5", 96.0, 96.4, "TR@5"), ("txt_r10", 98.3, 98.4, "TR@10"),
+                ("img_r1", 64.7, 67.0, "IR@1"), ("img_r5", 86.1, 87.2, "IR@5"), ("img_r10", 91.6, 92.4, "IR@10"),
+            ),  # fmt: skip
+        ),
+        TaskPipeline(
+            "finetune_retrieval_flickr",
+            data=_DATA,
+            param_groups=("finetune_retrieval",),
+            paper=_recall(
+                "Flickr30K",
+                ("txt_r1", 97.4, 98.1, "TR@1"), ("txt_r5", 100.0, 100.0, "TR@5"), ("txt_r10", 100.0, 100.0, "TR@10"),
+                ("img_r1", 88.6, 89.9, "IR@1"), ("img_r5", 97.9, 98.6, "IR@5"), ("img_r10", 98.9, 99.4, "IR@10"),
+            ),  # fmt: skip
+        ),
+        TaskPipeline(
+            "eval_retrieval_zeroshot",
+            data={split: _DATA[split] for split in ("val", "test")},
+            param_groups=("finetune_retrieval",),
+            paper=_recall("COCO 5K zero-shot", ("txt_r1", 73.8, 77.6, "TR@1"), ("img_r1", 59.4, 61.1, "IR@1")),
+        ),
+    ),
+    examples=Examples("retrieval_examples", ("val", "test")),
+)

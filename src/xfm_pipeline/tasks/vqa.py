@@ -31,6 +31,7 @@ from torch import nn
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 
 TRAIN_QUESTION_WORDS = 30  # pre_question max words in training (X-FM)
 TEST_QUESTION_WORDS = 50  # ... and at test time
@@ -129,11 +130,12 @@ class VQATask(Task):
     splits = ("train", "val", "test")
     selection_metric = "vqa_acc"
     new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders (its fresh_keys: lr_mult)
+    options_class = VQAOptions
 
-    def options(self, params: TaskParams) -> VQAOptions:
-        opts = common.parse_options(VQAOptions, params, self.name)
+    def options(self, params: TaskParams, where: str = "") -> VQAOptions:
+        opts = super().options(params, where)
         if opts.k_test < 1 or opts.max_answer_tokens < 3:
-            raise ValueError(f"finetune_vqa.options: k_test must be >= 1 and max_answer_tokens >= 3, got {opts}")
+            raise ValueError(f"{where or 'finetune_vqa'}.options: k_test must be >= 1 and max_answer_tokens >= 3, got {opts}")
         return opts
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> VQAModel:
@@ -221,3 +223,15 @@ def noise_image_accuracy(task: VQATask, model: VQAModel, loader, params: TaskPar
 
 
 TASK = VQATask()
+
+SPEC = TaskSpec(
+    TASK,
+    pipelines=(
+        TaskPipeline(
+            "finetune_vqa",
+            data={split: f"vqa_{split}_json_validated" for split in ("train", "val", "test", "answer_list")},
+            paper={"test/vqa_acc": PaperResult(79.1, 80.5, "VQAv2 test-dev")},
+        ),
+    ),
+    examples=Examples("vqa_examples", ("val", "test")),
+)

@@ -112,6 +112,8 @@ CORPUS_PARSERS = {
     "image_only": _parse_image_only,
     "text_only": _parse_text_only,
 }
+# The pretraining streams, in the order every optimizer step runs them (defined here, once).
+PRETRAIN_STREAMS: tuple[str, ...] = tuple(CORPUS_PARSERS)
 
 
 def _parser(corpus: str):

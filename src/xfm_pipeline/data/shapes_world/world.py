@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from xfm_pipeline.config import to_dict
 from xfm_pipeline.data.formats.glue import GLUE_TASKS, parse_glue_tsv
+from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
 from xfm_pipeline.data.images import encode_base64_image
 from xfm_pipeline.data.shapes_world import glue as glue_gen
 from xfm_pipeline.data.shapes_world import language, nlvr, vqa
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 IMAGE_SPLITS = ("pretrain", "train", "val", "test")
 EVAL_SPLITS = ("val", "test")
-PRETRAIN_CORPORA = ("image_text", "region_text", "image_only", "text_only")
 NLVR_SPLITS = {"train": "train", "dev": "val", "test": "test"}  # NLVR2 split -> image split
 # RefCOCO+ testA holds people, testB other objects; here testA refers to "round-ish" shapes.
 TEST_A_SHAPES = ("circle", "square", "triangle")
@@ -340,7 +340,7 @@ def write_shapes_world(world: ShapesWorld, root: str | Path) -> list[Path]:
         put(f"images/{key}.jpg", jpeg_bytes(render(), q))
     for key, render in sorted(world.imagenet_partitions().items()):
         put(f"imagenet/{key}.jpg", jpeg_bytes(render(), q))
-    for corpus in PRETRAIN_CORPORA:
+    for corpus in PRETRAIN_STREAMS:
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in world.pretrain[corpus])
         put(f"pretrain/{corpus}.jsonl", lines.encode("utf-8"))
     for key, obj in sorted(world.json_files.items()):

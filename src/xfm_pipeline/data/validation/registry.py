@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -57,7 +59,7 @@ def _pretrain(corpus: str) -> DatasetSpec:
 
 
 _SPECS: tuple[DatasetSpec, ...] = (
-    *(_pretrain(c) for c in ("image_text", "region_text", "image_only", "text_only")),
+    *(_pretrain(c) for c in PRETRAIN_STREAMS),
     _json("retrieval", "train", "retrieval_train"),
     _json("retrieval", "val", "retrieval_eval"),
     _json("retrieval", "test", "retrieval_eval"),

@@ -2,6 +2,8 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
+
 from xfm_pipeline.pipelines.data_ingestion.nodes import (
     describe_shapes_world,
     export_captioning,
@@ -16,7 +18,6 @@ from xfm_pipeline.pipelines.data_ingestion.nodes import (
     generate_shapes_world,
 )
 
-CORPORA = ("image_text", "region_text", "image_only", "text_only")
 
 
 def _raw(task: str, *splits: str) -> list[str]:
@@ -33,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:  # noqa: ARG001 - Kedro's signature
             Node(
                 export_pretraining_corpora,
                 "shapes_world",
-                {corpus: f"pretrain_{corpus}_jsonl_raw" for corpus in CORPORA},
+                {corpus: f"pretrain_{corpus}_jsonl_raw" for corpus in PRETRAIN_STREAMS},
                 name="export_pretraining_corpora",
             ),
             Node(export_retrieval, "shapes_world", _raw("retrieval", "train", "val", "test"), name="export_retrieval"),

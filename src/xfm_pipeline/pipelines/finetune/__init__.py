@@ -1,5 +1,5 @@
-"""Fine-tuning and evaluation pipelines, one per task, built from one template with Kedro namespaces."""
+"""Fine-tune and evaluation pipelines, one per registered task pipeline."""
 
-from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES, create_pipelines
+from xfm_pipeline.pipelines.finetune.pipeline import OUTPUTS, create_pipelines, output_dataset
 
-__all__ = ["FINETUNE_PIPELINES", "create_pipelines"]
+__all__ = ["OUTPUTS", "create_pipelines", "output_dataset"]

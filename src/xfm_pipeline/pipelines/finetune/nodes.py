@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -22,45 +18,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def finetune(init, params: dict[str, Any], image_root: str, **data):
-    """Fine-tune (or only evaluate) one task from ``init``; returns checkpoint dir, metrics, predictions, history.
+def finetune(init: str, image_root: str, run_id: str | None, *, pipeline: str, **inputs: Any):
+    """Fine-tune (or only evaluate) the task of ``pipeline`` from the checkpoint directory ``init``.
 
-    ``params`` = ``{task: <registered task>, ...TaskParams fields..., distributed: {...}, output_dir, official_checkpoint,
-    keep_runs}`` (``keep_runs``: finished ``run-<key>`` directories kept under ``output_dir``, default ``DEFAULT_KEEP_RUNS``, 0 = all).
-    Metrics are flat ``{"val/<metric>": x, "test/<metric>": y}`` (paper names), predictions per split.
+    ``inputs`` holds the pipeline's parameter layers ``params_0..params_n`` (``finetune_defaults``, its
+    groups, its own block: ``TaskPipeline.param_layers``) and its validated data by task data key. The
+    merged parameters are validated here, before anything is launched (``jobs.finetune.resolve_params``).
+    ``run_id`` is the node's MLflow run (None when tracking is off).
+
+    Returns:
+        (selected checkpoint directory, flat metrics ``{"val/<metric>": x, "test/<metric>": y}``,
+        predictions per split, training history)
     """
-    from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS
-    from xfm_pipeline.model.checkpoint import save_pretrained
-    from xfm_pipeline.model.official import load_official_checkpoint
-    from xfm_pipeline.training.launch import DistributedConfig, run_job
-    from xfm_pipeline.config import from_dict
+    from xfm_pipeline.config import to_dict
+    from xfm_pipeline.jobs.finetune import default_output_dir, resolve_params
+    from xfm_pipeline.tasks.registry import get_pipeline
+    from xfm_pipeline.training.launch import run_job
 
-    params = dict(params)
-    task = params.pop("task")
-    output_dir = Path(params.pop("output_dir"))
-    dist = from_dict(DistributedConfig, params.pop("distributed", {}), path="finetune.distributed")
-    official = params.pop("official_checkpoint", None)
-    keep_runs = int(params.pop("keep_runs", DEFAULT_KEEP_RUNS))  # run-<key> directories kept (0 = all); not in the run key
+    spec, task_pipeline = get_pipeline(pipeline)
+    blocks = [inputs.pop(f"params_{i}") for i in range(len(task_pipeline.param_layers()))]
+    params = resolve_params(pipeline, spec.task, blocks)
+    output_dir = Path(params.output_dir or default_output_dir(pipeline))
     run_dir = output_dir / "job"
-    model = init.model
-    if official:
-        report = load_official_checkpoint(official, model)
-        log.info("initialised from the official checkpoint %s: %s", official, report.summary())
-    save_pretrained(model, run_dir / "init", tokenizer=init.tokenizer)
     data_dir = run_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    for key, value in data.items():
+    for key, value in inputs.items():
         (data_dir / f"{key}.json").write_text(json.dumps(_plain(value)))
     config = {
-        "task": task,
-        "params": params,
-        "init_dir": str(run_dir / "init"),
+        "task": spec.name,
+        "params": to_dict(params.task_params()),
+        "init_dir": str(init),
+        "official_checkpoint": params.official_checkpoint,
         "data_dir": str(data_dir),
         "image_root": image_root,
         "output_dir": str(output_dir / "train"),
-        "keep_runs": keep_runs,
-        "run_id": os.environ.get("XFM_MLFLOW_RUN_ID"),
+        "keep_runs": params.keep_runs,
+        "run_id": run_id,
     }
-    result = run_job("xfm_pipeline.jobs.finetune:run_finetune", config, run_dir, dist)
+    result = run_job("xfm_pipeline.jobs.finetune:run_finetune", config, run_dir, params.distributed)
     metrics = {f"{split}/{k}": v for split, values in result["metrics"].items() for k, v in values.items()}
     return result["checkpoint"], metrics, result["predictions"], result["history"]

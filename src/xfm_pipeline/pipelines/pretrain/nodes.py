@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def pretrain_vision(init, params: dict[str, Any], image_root: str, **corpora):
+def pretrain_vision(init: str, params: dict[str, Any], image_root: str, run_id: str | None, **corpora):
     """Warm up the vision encoder from the ``init`` checkpoint (``params:pretrain_vision``).
 
     X-FM starts from a pretrained BEiT-v2; offline, this stage gives the randomly initialised vision
@@ -19,24 +18,27 @@ def pretrain_vision(init, params: dict[str, Any], image_root: str, **corpora):
     unchanged (e.g. for an imported official checkpoint, whose vision encoder is already trained).
 
     Returns:
-        (warmed-up Checkpoint, metrics, per-step history), as :func:`pretrain`.
+        (warmed-up checkpoint directory, metrics, per-step history), as :func:`pretrain`.
     """
-    return _run_stage("pretrain_vision", init, params, image_root, corpora)
+    return _run_stage("pretrain_vision", init, params, image_root, run_id, corpora)
 
 
-def pretrain(init, params: dict[str, Any], image_root: str, **corpora):
+def pretrain(init: str, params: dict[str, Any], image_root: str, run_id: str | None, **corpora):
     """Run X-FM pretraining from the ``init`` checkpoint on the validated corpora.
 
     With ``distributed.nproc_per_node`` (x ``nnodes``) > 1 the job is launched under torchrun; every rank
     resumes from the newest valid checkpoint in ``output_dir`` if one exists.
 
+    ``init`` is the starting checkpoint's directory and ``run_id`` the node's MLflow run (None when
+    tracking is off); the returned directory is the run's final checkpoint, which the catalog copies once.
+
     Returns:
-        (final Checkpoint, metrics with first/last 50-step loss means, per-step history)
+        (final checkpoint directory, metrics with first/last 50-step loss means, per-step history)
     """
-    return _run_stage("pretrain", init, params, image_root, corpora)
+    return _run_stage("pretrain", init, params, image_root, run_id, corpora)
 
 
-def pretrain_bbox(init, params: dict[str, Any], image_root: str, **corpora):
+def pretrain_bbox(init: str, params: dict[str, Any], image_root: str, run_id: str | None, **corpora):
     """Region-data box pretraining from the pretrained ``init`` checkpoint (``params:pretrain_bbox``).
 
     X-FM's bbox domain pretraining before grounding: box prediction alone on the region-text corpus.
@@ -45,41 +47,37 @@ def pretrain_bbox(init, params: dict[str, Any], image_root: str, **corpora):
     stage it attends uniformly). Grounding and NLVR2 start from its checkpoint.
 
     Returns:
-        (Checkpoint, metrics, per-step history), as :func:`pretrain`.
+        (checkpoint directory, metrics, per-step history), as :func:`pretrain`.
     """
-    return _run_stage("pretrain_bbox", init, params, image_root, corpora)
+    return _run_stage("pretrain_bbox", init, params, image_root, run_id, corpora)
 
 
-def _run_stage(stage: str, init, params: dict[str, Any], image_root: str, corpora: dict[str, Any]):
+def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, run_id: str | None, corpora: dict[str, Any]):
     from xfm_pipeline.config import from_dict
     from xfm_pipeline.datasets.records import records_to_jsonl
     from xfm_pipeline.jobs.pretrain import PretrainParams, describe, loss_summary
-    from xfm_pipeline.model.checkpoint import Checkpoint, load_checkpoint_tokenizer, load_pretrained, save_pretrained
     from xfm_pipeline.training.launch import DistributedConfig, run_job
+    from xfm_pipeline.training.loop import LoopConfig
 
     p = from_dict(PretrainParams, params, path=stage)
     dist = from_dict(DistributedConfig, p.distributed, path=f"{stage}.distributed")
-    if p.loop.get("max_steps") == 0:
+    loop = from_dict(LoopConfig, p.loop, path=f"{stage}.loop")  # validated here, before anything is launched
+    if loop.max_steps == 0:
         log.info("%s: loop.max_steps is 0, the init checkpoint passes through unchanged", stage)
-        return Checkpoint(model=init.model, tokenizer=init.tokenizer, extra={**init.extra, "stage": stage, "step": 0}), {"step": 0, "resumed_from": None, "losses": {}}, []
+        return init, {"step": 0, "resumed_from": None, "losses": {}}, []
     run_dir = Path(p.output_dir) / "job"
-    init_dir = run_dir / "init"
-    save_pretrained(init.model, init_dir, tokenizer=init.tokenizer, extra=init.extra)
     for name in p.streams():
         records_to_jsonl(corpora[name], run_dir / "records" / f"{name}.jsonl")
     config = {
         "stage": stage,
         "params": describe(p),
-        "init_dir": str(init_dir),
+        "init_dir": str(init),
         "records_dir": str(run_dir / "records"),
         "image_root": image_root,
-        "run_id": os.environ.get("XFM_MLFLOW_RUN_ID"),
+        "run_id": run_id,
     }
     result = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", config, run_dir, dist)
-    final = result["final_checkpoint"]
-    model = load_pretrained(final)
     metrics = {"step": result["step"], "resumed_from": result["resumed_from"], "losses": loss_summary(result["history"])}
     for key, value in metrics["losses"].items():
         log.info("%s %s: first-50 mean %.4f -> last-50 mean %.4f", stage, key, value["first"], value["last"])
-    checkpoint = Checkpoint(model=model, tokenizer=load_checkpoint_tokenizer(final), extra={"stage": stage, "step": result["step"]})
-    return checkpoint, metrics, result["history"]
+    return result["final_checkpoint"], metrics, result["history"]

@@ -2,16 +2,15 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from xfm_pipeline.jobs.pretrain import STREAMS
 from xfm_pipeline.pipelines.pretrain.nodes import pretrain, pretrain_bbox, pretrain_vision
-
-CORPORA = ("image_text", "region_text", "image_only", "text_only")
 
 
 def _stage(func, init: str, stage: str, node_name: str) -> Pipeline:
-    """One pretraining node: ``init`` checkpoint + ``params:<stage>`` + the validated corpora ->
-    ``<stage>_checkpoint``, ``<stage>_metrics``, ``<stage>_history``."""
-    corpora = {corpus: f"pretrain_{corpus}_jsonl_validated" for corpus in CORPORA}
-    inputs = {"init": init, "params": f"params:{stage}", "image_root": "params:image_root", **corpora}
+    """One pretraining node: ``init`` checkpoint (path) + ``params:<stage>`` + the validated corpora (one per
+    stream) + the node's MLflow run id -> ``<stage>_checkpoint``, ``<stage>_metrics``, ``<stage>_history``."""
+    corpora = {corpus: f"pretrain_{corpus}_jsonl_validated" for corpus in STREAMS}
+    inputs = {"init": init, "params": f"params:{stage}", "image_root": "params:image_root", "run_id": "mlflow_run_id", **corpora}
     outputs = [f"{stage}_checkpoint", f"{stage}_metrics", f"{stage}_history"]
     return Pipeline([Node(func, inputs=inputs, outputs=outputs, name=node_name, tags=["mlflow"])])
 

@@ -24,13 +24,13 @@ def build_results_table(pretrain: dict[str, Any], **metrics: dict[str, float] | 
     A pipeline whose metrics are None (not run) has no rows; it is listed under "Pipelines not run"
     in the markdown and in ``not_run`` in the JSON.
     """
-    from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
-    from xfm_pipeline.reporting.headline import is_fraction
     from xfm_pipeline.reporting.table import results_markdown, results_rows
+    from xfm_pipeline.tasks.registry import PIPELINES
 
     not_run = _not_run(metrics)
-    fractions = {name for name, (task, _) in FINETUNE_PIPELINES.items() if is_fraction(task)}
-    rows = results_rows({name: value for name, value in metrics.items() if value is not None}, fractions)
+    fractions = {name for name, (spec, _) in PIPELINES.items() if spec.fraction}
+    paper = {name: pipe.paper for name, (_, pipe) in PIPELINES.items()}
+    rows = results_rows({name: value for name, value in metrics.items() if value is not None}, fractions, paper)
     markdown = results_markdown(rows)
     if not_run:
         markdown += "\n## Pipelines not run (no metrics saved)\n\n" + "".join(f"- {name}\n" for name in not_run)
@@ -68,24 +68,24 @@ def plot_training_curves(pretrain_history: list[dict[str, Any]] | None, **histor
     return {"pictures": pictures, "notes": notes}
 
 
-def plot_headline_metrics(results: dict[str, Any], tasks: dict[str, str] | None = None) -> dict[str, Any]:
+def plot_headline_metrics(results: dict[str, Any], pipelines: list[str] | None = None) -> dict[str, Any]:
     """Section "Headline metrics": one bar per pipeline (its task's selection metric, in percent);
-    pipelines not run get a labelled empty row. ``tasks`` maps pipeline -> registered task (default:
-    every fine-tune/eval pipeline)."""
-    from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
+    pipelines not run get a labelled empty row. ``pipelines``: the registered pipelines to show (default:
+    every one)."""
     from xfm_pipeline.reporting.headline import headline
     from xfm_pipeline.reporting.plots import metric_bars
+    from xfm_pipeline.tasks.registry import PIPELINES
 
-    if tasks is None:
-        tasks = {name: task for name, (task, _) in FINETUNE_PIPELINES.items()}
-
+    if pipelines is None:
+        pipelines = list(PIPELINES)
     metrics: dict[str, dict[str, float]] = {}
     for row in results.get("rows", []):
         metrics.setdefault(row["pipeline"], {})[row["metric"]] = row["value"]
     not_run = set(results.get("not_run", []))
     entries, notes = [], []
-    for name in sorted(set(tasks) | set(metrics)):
-        found = headline(tasks.get(name, ""), metrics.get(name), in_percent=True)  # rows are in percent
+    for name in sorted(set(pipelines) | set(metrics)):
+        spec = PIPELINES[name][0] if name in PIPELINES else None
+        found = headline(spec.headline_metric if spec else None, metrics.get(name), in_percent=True)  # rows are in percent
         if found:
             entries.append((name, found[0], found[1]))
         else:
@@ -96,33 +96,27 @@ def plot_headline_metrics(results: dict[str, Any], tasks: dict[str, str] | None 
     return {"pictures": [{"file": "plots/headline_metrics.png", "caption": caption, "png": png}], "notes": notes}
 
 
-def draw_examples(
-    predictions: dict[str, list] | None, results: dict[str, Any], image_root: str, *, pipeline: str, task: str, **data: Any
-) -> dict[str, Any]:
-    """Section "Examples: <pipeline>": a few predictions drawn on their images (``task``: vqa |
-    retrieval | grounding | captioning), with the pipeline's headline metric from ``results``.
+def draw_examples(predictions: dict[str, list] | None, results: dict[str, Any], image_root: str, *, pipeline: str, **data: Any) -> dict[str, Any]:
+    """Section "Examples: <pipeline>": a few predictions drawn on their images by the drawer its task spec
+    names (``TaskSpec.examples``), with the pipeline's headline metric from ``results``.
 
-    ``data`` holds the validated records the task was evaluated on (its ``FINETUNE_PIPELINES`` data
-    keys); ``image_root`` is ``params:image_root``, the root the fine-tune pipelines read images from.
+    ``data`` holds the validated records the task was evaluated on (the spec's example data keys);
+    ``image_root`` is ``params:image_root``, the root the fine-tune pipelines read images from.
     Taking ``results`` (``results_json``) also places this node after the metrics table.
     """
     from xfm_pipeline.reporting import examples as ex
     from xfm_pipeline.reporting.drawing import png_bytes
     from xfm_pipeline.reporting.headline import headline
+    from xfm_pipeline.tasks.registry import get_pipeline
 
     if predictions is None:
         return {"pictures": [], "notes": [NOT_RUN]}
-    builders = {
-        "vqa": lambda: ex.vqa_examples(predictions, data, image_root),
-        "retrieval": lambda: ex.retrieval_examples(predictions, data, image_root),
-        "grounding": lambda: ex.grounding_examples(predictions, data.get("refs"), image_root),
-        "captioning": lambda: ex.captioning_examples(predictions, data, image_root),
-    }
-    if task not in builders:
-        raise ValueError(f"{pipeline}: no example drawing for task {task!r}; known: {sorted(builders)}")
-    examples = builders[task]()
+    spec, _ = get_pipeline(pipeline)
+    if spec.examples is None:
+        raise ValueError(f"{pipeline}: task {spec.name!r} has no example drawer (TaskSpec.examples)")
+    examples = getattr(ex, spec.examples.drawer)(predictions, data, image_root)
     metrics = {r["metric"]: r["value"] for r in results.get("rows", []) if r["pipeline"] == pipeline}
-    found = headline(task, metrics, in_percent=True)  # rows are in percent
+    found = headline(spec.headline_metric, metrics, in_percent=True)  # rows are in percent
     notes = [f"headline metric {found[0]} = {found[1]:.2f}"] if found else []
     if not examples:
         notes.append("predictions saved but none could be drawn (no split with records)")

@@ -1,0 +1,58 @@
+"""Task checkpoints: a directory with the task model's weights, its config and the tokenizer.
+
+``config.json`` holds the format tag, the registered task, the :class:`~xfm_pipeline.tasks.base.TaskParams`
+it was trained with and the backbone's model config: enough to rebuild the task model with no other input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from xfm_pipeline.tasks.base import TaskModel, TaskParams
+
+TASK_FORMAT = "xfm_pipeline/task-checkpoint"
+
+
+def write_task_checkpoint(model: TaskModel, directory: Path, params: TaskParams, tokenizer=None) -> None:
+    """Write a task model into an existing directory: weights, config (backbone + task) and tokenizer."""
+    from xfm_pipeline.config import to_dict
+    from xfm_pipeline.model.checkpoint import model_config_dict, save_weights
+
+    meta = {"format": TASK_FORMAT, "version": 2, "task": model.task, "params": to_dict(params), "model": model_config_dict(model.xfm)}
+    save_weights(model, directory / "model.safetensors")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory / "tokenizer"))
+    (directory / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def load_task_checkpoint(directory: str | Path, data: dict[str, Any] | None = None) -> TaskModel:
+    """Rebuild a task model from its checkpoint directory (strict weights)."""
+    from safetensors.torch import load_model
+
+    from xfm_pipeline.config import from_dict
+    from xfm_pipeline.model import XFM, XFMConfig
+    from xfm_pipeline.tasks.registry import get_task
+
+    directory = Path(directory)
+    meta = _task_checkpoint_meta(directory)
+    model = get_task(meta["task"]).build_model(XFM(from_dict(XFMConfig, meta["model"])), load_task_params(directory), data or {})
+    load_model(model, str(directory / "model.safetensors"), strict=True)
+    return model
+
+
+def load_task_params(directory: str | Path) -> TaskParams:
+    """The fine-tuning parameters a task checkpoint was trained with (its ``config.json``)."""
+    from xfm_pipeline.config import from_dict
+
+    return from_dict(TaskParams, _task_checkpoint_meta(Path(directory))["params"])
+
+
+def _task_checkpoint_meta(directory: Path) -> dict[str, Any]:
+    from xfm_pipeline.model.checkpoint import CheckpointError
+
+    meta = json.loads((directory / "config.json").read_text())
+    if meta.get("format") != TASK_FORMAT:
+        raise CheckpointError(f"{directory}: not a task checkpoint (format {meta.get('format')!r})")
+    return meta
