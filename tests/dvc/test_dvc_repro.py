@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
+from xfm_pipeline.tasks.registry import PIPELINES
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
@@ -101,7 +101,7 @@ def test_dvc_repro_runs_the_chain_then_does_nothing_then_only_the_changed_task(p
     _run(["dvc", "repro"], project)
     metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], project))
     shown = {Path(path).stem for workspace in metrics.values() for path in workspace["data"]}
-    assert set(FINETUNE_PIPELINES) <= shown, set(FINETUNE_PIPELINES) - shown
+    assert set(PIPELINES) <= shown, set(PIPELINES) - shown
     assert {"pretrain_vision_metrics", "pretrain_metrics", "pretrain_bbox_metrics", "results"} <= shown
     results = json.loads((project / "data/08_reporting/results.json").read_text())
     assert results["not_run"] == []

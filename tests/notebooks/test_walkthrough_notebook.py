@@ -40,7 +40,8 @@ def task_checkpoints(tmp_path_factory, tiny_checkpoint_without_dropout):
     import torch
 
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained
-    from xfm_pipeline.tasks.base import TaskParams, write_task_checkpoint
+    from xfm_pipeline.tasks.base import TaskParams
+    from xfm_pipeline.tasks.checkpoint import write_task_checkpoint
     from xfm_pipeline.tasks.registry import get_task
 
     root = tmp_path_factory.mktemp("task_checkpoints")
@@ -151,9 +152,9 @@ def test_notebook_shows_model_data_retrieval_and_tasks(executed, tiny_checkpoint
     # (e) the two task checkpoints ran; every absent one says how to produce it
     assert "finetune_grounding: task 'grounding'" in text and "IoU" in text
     assert "finetune_vqa: task 'vqa'" in text and "predicted:" in text
-    from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
+    from xfm_pipeline.tasks.registry import PIPELINES
 
-    for pipeline in FINETUNE_PIPELINES:
+    for pipeline in PIPELINES:
         if pipeline not in PRESENT:
             assert f"[skipped] {pipeline}" in text and f"kedro run --pipeline {pipeline}" in text, pipeline
     images = [out for out in _outputs(nb) if out.output_type in ("display_data", "execute_result") and "image/png" in out.get("data", {})]

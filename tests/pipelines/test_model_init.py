@@ -34,7 +34,10 @@ def test_kedro_session_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
 
     from xfm_pipeline.datasets import XFMCheckpointDataset
 
-    ckpt = XFMCheckpointDataset(path=str(tmp_path / "data/06_models/init")).load()
-    assert sum(p.numel() for p in ckpt.model.parameters()) == summary["parameters"]["total"]
-    assert ckpt.tokenizer("red circle")["input_ids"][0] == 101
-    assert ckpt.extra["preset"] == "tiny"
+    from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained, read_checkpoint_config
+
+    directory = XFMCheckpointDataset(path=str(tmp_path / "data/06_models/init")).load()  # checkpoints travel by path
+    assert directory == str(tmp_path / "data/06_models/init")
+    assert sum(p.numel() for p in load_pretrained(directory).parameters()) == summary["parameters"]["total"]
+    assert load_checkpoint_tokenizer(directory)("red circle")["input_ids"][0] == 101
+    assert read_checkpoint_config(directory)["extra"]["preset"] == "tiny"

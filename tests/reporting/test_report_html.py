@@ -37,14 +37,13 @@ def test_site_from_the_nodes_references_exactly_the_pictures_it_writes(tmp_path)
     )
     assert results["not_run"] == ["finetune_captioning", "finetune_vqa"]
     assert "## Pipelines not run" in markdown and "- finetune_vqa\n" in markdown
-    headline = plot_headline_metrics(results, tasks={"finetune_nlvr": "nlvr", "finetune_vqa": "vqa", "finetune_captioning": "captioning"})
+    headline = plot_headline_metrics(results, pipelines=["finetune_nlvr", "finetune_vqa", "finetune_captioning"])
     assert any("finetune_vqa: not run" in n for n in headline["notes"])
     vqa = draw_examples(
         {"val": [{"question_id": 5, "answer": "<b>green</b>"}]},
         results,
         str(tmp_path),
         pipeline="finetune_vqa",
-        task="vqa",
         val=[{"question_id": 5, "image": "a.png", "question": "what colour?", "answer": ["green"] * 10}],
         test=[],
     )

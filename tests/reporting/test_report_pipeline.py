@@ -12,7 +12,7 @@ import yaml
 from kedro.io import DataCatalog, DatasetError
 from PIL import Image
 
-from xfm_pipeline.pipelines.finetune.pipeline import FINETUNE_PIPELINES
+from xfm_pipeline.tasks.registry import PIPELINES
 from xfm_pipeline.pipelines.report import create_pipeline
 from xfm_pipeline.datasets import OptionalJSONDataset
 from xfm_pipeline.pipelines.report.datasets import ReportDirectoryDataset
@@ -56,15 +56,15 @@ def test_report_directory_is_replaced_as_a_whole(tmp_path):
 def test_report_consumes_every_fine_tune_output_as_an_edge():
     catalog = project_catalog()
     report = create_pipeline()
-    for name in FINETUNE_PIPELINES:
+    for name in PIPELINES:
         for kind in ("metrics", "history"):
-            assert isinstance(catalog.get(f"{name}.{kind}"), OptionalJSONDataset), (name, kind)
-            assert f"{name}.{kind}" in report.inputs(), (name, kind)  # ordered after the fine-tunes
+            assert isinstance(catalog.get(f"{name}_{kind}"), OptionalJSONDataset), (name, kind)
+            assert f"{name}_{kind}" in report.inputs(), (name, kind)  # ordered after the fine-tunes
     from xfm_pipeline.pipeline_registry import register_pipelines
 
     default = register_pipelines()["__default__"]
     order = [n.name for n in default.nodes]
-    assert max(order.index(f"{name}.finetune") for name in FINETUNE_PIPELINES) < order.index("report.build_results_table")
+    assert max(order.index(f"{name}.finetune") for name in PIPELINES) < order.index("report.build_results_table")
 
 
 def write_json(path: Path, data) -> None:
@@ -105,7 +105,7 @@ def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
     shipped = {p.relative_to(report).as_posix() for p in report.rglob("*.png")}
     assert shipped == set(re.findall(r'<img src="([^"]+)"', page))
     assert {"plots/pretrain_losses.png", "plots/finetune_losses.png", "plots/headline_metrics.png", "examples/finetune_grounding_01.png"} <= shipped
-    not_run = sorted(set(FINETUNE_PIPELINES) - {"finetune_grounding"})
+    not_run = sorted(set(PIPELINES) - {"finetune_grounding"})
     for name in not_run:
         assert f"<code>{name}</code>" in page, name
     assert json.loads(Path("data/08_reporting/results.json").read_text())["not_run"] == not_run

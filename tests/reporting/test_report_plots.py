@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from xfm_pipeline.reporting.headline import headline, headline_metric
+from xfm_pipeline.reporting.headline import headline
 from xfm_pipeline.reporting.plots import finetune_loss_curves, metric_bars, pretrain_loss_curves, pretrain_objectives, smooth
 
 
@@ -58,16 +58,17 @@ def test_smooth_is_a_trailing_mean():
 
 
 def test_headline_prefers_test_and_puts_fractions_in_percent():
-    assert headline("nlvr", {"val/nlvr_acc": 60.0, "test/nlvr_acc": 55.0}) == ("test/nlvr_acc", 55.0)
-    assert headline("grounding", {"val/grounding_acc": 2.0, "testA/grounding_acc": 1.0}) == ("val/grounding_acc", 2.0)
-    assert headline("glue_cola", {"val/matthews_correlation": 0.4}) == ("val/matthews_correlation", pytest.approx(40.0))
-    assert headline("imagenet", {"test/top1": 0.43, "test/top5": 0.9}) == ("test/top1", pytest.approx(43.0))
-    assert headline("imagenet", {"test/top1": 43.0}, in_percent=True) == ("test/top1", pytest.approx(43.0))  # table rows
-    assert headline("vqa", None) is None and headline("vqa", {"test/other": 1.0}) is None and headline("unknown", {"test/x": 1}) is None
+    assert headline("nlvr_acc", {"val/nlvr_acc": 60.0, "test/nlvr_acc": 55.0}) == ("test/nlvr_acc", 55.0)
+    assert headline("grounding_acc", {"val/grounding_acc": 2.0, "testA/grounding_acc": 1.0}) == ("val/grounding_acc", 2.0)
+    assert headline("matthews_correlation", {"val/matthews_correlation": 0.4}, fraction=True) == ("val/matthews_correlation", pytest.approx(40.0))
+    assert headline("top1", {"test/top1": 0.43, "test/top5": 0.9}, fraction=True) == ("test/top1", pytest.approx(43.0))
+    assert headline("top1", {"test/top1": 43.0}, fraction=True, in_percent=True) == ("test/top1", pytest.approx(43.0))  # table rows
+    assert headline("vqa_acc", None) is None and headline("vqa_acc", {"test/other": 1.0}) is None and headline(None, {"test/x": 1}) is None
 
 
-def test_headline_metric_is_every_registered_tasks_selection_metric():
-    from xfm_pipeline.tasks.registry import TASK_ENTRIES, get_task
+def test_every_registered_task_leads_with_its_selection_metric_on_the_right_scale():
+    from xfm_pipeline.tasks.registry import TASKS
 
-    for name in TASK_ENTRIES:
-        assert headline_metric(name) == get_task(name).selection_metric, name
+    for name, spec in TASKS.items():
+        assert spec.headline_metric == spec.task.selection_metric != "", name
+        assert spec.fraction == (name.startswith("glue_") or name.startswith("imagenet")), name

@@ -2,10 +2,12 @@
 
 from xfm_pipeline.pipelines.report.nodes import build_results_table
 from xfm_pipeline.reporting.table import results_rows
+from xfm_pipeline.tasks.spec import PaperResult
 
 
 def test_rows_pair_our_metric_with_the_paper():
-    rows = results_rows({"finetune_vqa": {"test/vqa_acc": 61.5, "val/vqa_acc": 60.0}, "custom": {"test/x": 1.0, "note": "skip"}})
+    paper = {"finetune_vqa": {"test/vqa_acc": PaperResult(79.1, 80.5, "VQAv2 test-dev")}}
+    rows = results_rows({"finetune_vqa": {"test/vqa_acc": 61.5, "val/vqa_acc": 60.0}, "custom": {"test/x": 1.0, "note": "skip"}}, paper=paper)
     by_key = {(r["pipeline"], r["metric"]): r for r in rows}
     assert by_key[("finetune_vqa", "test/vqa_acc")]["paper_4m"] == 79.1
     assert by_key[("finetune_vqa", "test/vqa_acc")]["paper_1.3b"] == 80.5
