@@ -21,7 +21,9 @@ import math
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from xfm_pipeline.offline import use_offline_environment
+
+use_offline_environment()
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 

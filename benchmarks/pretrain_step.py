@@ -31,7 +31,9 @@ import time
 from dataclasses import dataclass
 from collections.abc import Callable
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from xfm_pipeline.offline import use_offline_environment
+
+use_offline_environment()
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 # The official implementation's image-text step (base, batch 8, 224 px, 30-token texts, fp32, 2 CPU cores),

@@ -11,11 +11,12 @@ held-out top-1 at a few points and the time per step. This is the measurement be
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from xfm_pipeline.offline import use_offline_environment
+
+use_offline_environment()
 
 
 def _load(root: Path, split: str, size: int):

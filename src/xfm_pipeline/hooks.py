@@ -8,18 +8,9 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-log = logging.getLogger(__name__)
+from xfm_pipeline.offline import use_offline_environment
 
-# Nothing may download at run time; no telemetry leaves the machine.
-OFFLINE_ENVIRONMENT = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "DO_NOT_TRACK": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-}
+log = logging.getLogger(__name__)
 
 # Nodes with this tag get a nested MLflow run (training and evaluation nodes).
 TRACKED_TAG = "mlflow"
@@ -32,8 +23,7 @@ class OfflineEnvironmentHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:  # noqa: ARG002 - hook signature
-        for key, value in OFFLINE_ENVIRONMENT.items():
-            os.environ.setdefault(key, value)
+        use_offline_environment()
 
 
 class MlflowHook:
