@@ -1,7 +1,8 @@
-"""Text and image masking for MLM and MIM (xfm_spec 2.4, fixed per 8.12).
+"""Text and image masking for MLM and MIM (docs/xfm.md#masking).
 
 ``TextMasker`` picks the MLM targets of a tokenised batch: span ("skip-gram") masking over whole words,
-80% ``[MASK]`` / 10% random token / 10% unchanged. Compared to X-FM's ``TextMaskingGenerator``:
+80% ``[MASK]`` / 10% random token / 10% unchanged. Compared to X-FM's ``TextMaskingGenerator``
+(docs/xfm.md#fix-text-masking):
 
 * whole words work for any tokenizer: word boundaries come from the fast tokenizer's ``word_ids()`` when
   the caller has them, otherwise from the token strings (WordPiece ``##`` continuations, byte-level BPE
@@ -39,7 +40,7 @@ NOT_A_WORD = -1  # word id of special tokens and padding in word-id tensors
 
 @dataclass(frozen=True)
 class MaskedText:
-    """MLM inputs and targets of a batch (xfm_spec 2.4 tensors)."""
+    """MLM inputs and targets of a batch (tensors of docs/xfm.md#masking)."""
 
     text_ids_masked: torch.Tensor  # (B, L) text_ids with the masks applied
     masked_pos: torch.Tensor  # (B, max_masks) long, masked positions ascending, padded with 0
@@ -269,7 +270,7 @@ def scaled_mask_sizes(num_patches: int) -> tuple[int, int]:
 
 
 class BlockMaskGenerator:
-    """BEiT block-wise MIM masks with exactly ``num_masking_patches`` masked cells (xfm_spec 2.4).
+    """BEiT block-wise MIM masks with exactly ``num_masking_patches`` masked cells (docs/xfm.md#masking).
 
     Rectangles of area ~U(min_num_patches, remaining budget) and log-uniform aspect ratio in
     [min_aspect, max_aspect] are placed at random (10 attempts each); only newly masked cells count.

@@ -1,4 +1,4 @@
-"""Torch datasets and collation of the four pretraining streams (xfm_spec 2.1, 2.4, 2.5).
+"""Torch datasets and collation of the four pretraining streams (docs/xfm.md#data-streams).
 
 Every ``__getitem__`` takes ``(index, sample_seed)`` from :class:`~xfm_pipeline.training.sampling.StreamSampler`
 and draws ALL its randomness (caption choice, crop, flip, RandAugment, text and patch masks) from that
@@ -21,7 +21,7 @@ from xfm_pipeline.data.formats.pretrain import ImageOnlyRecord, ImageTextRecord,
 from xfm_pipeline.data.images import load_record_image
 from xfm_pipeline.data.text import pre_caption, text_key, tokenize, trim_padding
 
-# Prefixes X-FM prepends when a record holds several base64 images and one is drawn (xfm_spec 2.5).
+# Prefixes X-FM prepends when a record holds several base64 images and one is drawn (docs/xfm.md#inputs-and-augmentation).
 MULTI_IMAGE_PREFIXES = ("A image of ", "The image contains ", "We can see ", "A picture of ")
 
 
@@ -132,8 +132,9 @@ class TextOnlyDataset(torch.utils.data.Dataset):
 class RegionTextDataset(torch.utils.data.Dataset):
     """An image with ``texts_per_image`` (region or whole-image) descriptions, boxes and region patch masks.
 
-    Per spec 2.5: a random element's box is kept inside a random crop; horizontal flip unless a caption
-    says left/right; resize to S; ``color_transform`` (colour-only RandAugment). ``augment=False`` keeps
+    As in docs/xfm.md#inputs-and-augmentation: a random element's box is kept inside a random crop;
+    horizontal flip unless a caption says left/right; resize to S; ``color_transform`` (colour-only
+    RandAugment). ``augment=False`` keeps
     the whole image unflipped (pass an evaluation ``color_transform`` too): every element is a region.
     Texts: the image caption (whole image, ``is_image=1``) and elements keeping more than
     ``min_area_in_crop`` of their area. Exactly

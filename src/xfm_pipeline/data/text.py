@@ -1,4 +1,4 @@
-"""Text normalisation and tokenisation exactly as X-FM prepares captions and questions (xfm_spec 2.4-2.5, 3.3).
+"""Text normalisation and tokenisation exactly as X-FM prepares captions and questions (docs/xfm.md#inputs-and-augmentation).
 
 ``pre_caption`` / ``pre_question`` are the X-VLM/X-FM ``dataset/utils.py`` functions; ``tokenize`` pads and
 truncates through any transformers tokenizer to ``[CLS/<s>] + tokens[:max_tokens-2] + [SEP/</s>]``.
@@ -38,7 +38,7 @@ def _truncate(text: str, max_words: int) -> str:
 
 
 def pre_caption(caption: str, max_words: int = 30) -> str:
-    """X-FM caption normalisation (xfm_spec 2.5).
+    """X-FM caption normalisation (docs/xfm.md#inputs-and-augmentation).
 
     Lowercase; ``,.'!?"()*#:;~`` become spaces; ``-`` and ``/`` become spaces; ``<person>`` becomes
     ``person``; whitespace runs collapse to one space; strip; keep the first ``max_words`` words.
@@ -57,7 +57,7 @@ def pre_caption(caption: str, max_words: int = 30) -> str:
 
 
 def pre_question(question: str, max_words: int = 30) -> str:
-    """X-FM question normalisation (xfm_spec 3.3): as :func:`pre_caption` without the ``<person>`` rule.
+    """X-FM question normalisation (docs/xfm.md#vqa): as :func:`pre_caption` without the ``<person>`` rule.
 
     X-FM truncates questions to 30 words in training and 50 at test time.
 

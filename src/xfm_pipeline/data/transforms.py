@@ -1,4 +1,4 @@
-"""Image transforms of X-FM (xfm_spec 2.5, 3, 3.7) on torchvision ``transforms.v2``.
+"""Image transforms of X-FM (docs/xfm.md#inputs-and-augmentation) on torchvision ``transforms.v2``.
 
 Every transform takes an RGB ``PIL.Image`` and returns a float tensor (3, S, S) normalised with the
 CLIP statistics (vision-language data) or the ImageNet statistics (ImageNet). The image size ``S`` is a
@@ -90,17 +90,19 @@ def _check_size(image_size: int) -> None:
 
 
 def pretrain_transform(image_size: int) -> v2.Compose:
-    """Pretraining (xfm_spec 2.5): RandomResizedCrop(scale 0.2-1, bicubic), HFlip, RandAugment(2,7), CLIP norm.
+    """Pretraining: RandomResizedCrop(scale 0.2-1, bicubic), HFlip, RandAugment(2,7), CLIP norm.
 
-    Returns a callable PIL.Image -> (3, image_size, image_size) float tensor.
+    As in docs/xfm.md#inputs-and-augmentation. Returns a callable PIL.Image -> (3, image_size, image_size)
+    float tensor.
     """
     return _vl_train_transform(image_size, scale=(0.2, 1.0), hflip=True)
 
 
 def train_transform(image_size: int, hflip: bool = True) -> v2.Compose:
-    """Fine-tuning train (xfm_spec 3): RandomResizedCrop(scale 0.5-1, bicubic), HFlip, RandAugment(2,7), CLIP norm.
+    """Fine-tuning train: RandomResizedCrop(scale 0.5-1, bicubic), HFlip, RandAugment(2,7), CLIP norm.
 
-    ``hflip=False`` is X-FM's ``train_transform_wohflip`` (VQA questions that mention left/right).
+    As in docs/xfm.md#fine-tuning-setup. ``hflip=False`` is X-FM's ``train_transform_wohflip`` (VQA
+    questions that mention left/right).
     """
     return _vl_train_transform(image_size, scale=(0.5, 1.0), hflip=hflip)
 
@@ -121,7 +123,7 @@ def _vl_train_transform(image_size: int, scale: tuple[float, float], hflip: bool
 
 
 def eval_transform(image_size: int) -> v2.Compose:
-    """Vision-language evaluation (xfm_spec 3): Resize((S, S), bicubic) + CLIP normalisation."""
+    """Vision-language evaluation (docs/xfm.md#fine-tuning-setup): Resize((S, S), bicubic) + CLIP normalisation."""
     from torchvision.transforms import v2
 
     _check_size(image_size)
@@ -135,7 +137,7 @@ def eval_transform(image_size: int) -> v2.Compose:
 
 
 def imagenet_train_transform(image_size: int) -> v2.Compose:
-    """ImageNet fine-tuning (xfm_spec 3.7, timm ``create_transform``): RandomResizedCrop (bicubic), HFlip,
+    """ImageNet fine-tuning (docs/xfm.md#imagenet, timm ``create_transform``): RandomResizedCrop (bicubic), HFlip,
     RandAugment(2, 9), ImageNet normalisation, RandomErasing(p=0.25, random pixels).
 
     Mixup/CutMix act on batches and belong to the collate function, not here.
@@ -156,7 +158,7 @@ def imagenet_train_transform(image_size: int) -> v2.Compose:
 
 
 def imagenet_eval_transform(image_size: int, crop_pct: float = 0.875) -> v2.Compose:
-    """ImageNet evaluation (xfm_spec 3.7): Resize(S / crop_pct, bicubic) + CenterCrop(S), ImageNet stats.
+    """ImageNet evaluation (docs/xfm.md#imagenet): Resize(S / crop_pct, bicubic) + CenterCrop(S), ImageNet stats.
 
     With S = 224 this is the paper's Resize(256) + CenterCrop(224).
     """
@@ -176,7 +178,7 @@ def imagenet_eval_transform(image_size: int, crop_pct: float = 0.875) -> v2.Comp
 
 
 def randaugment_color_transform() -> v2.Compose:
-    """X-FM's ``box_transform`` (xfm_spec 2.5, 3.4): colour-only RandAugment(2, 7) + CLIP normalisation.
+    """X-FM's ``box_transform`` (docs/xfm.md#inputs-and-augmentation): colour-only RandAugment(2, 7) + CLIP normalisation.
 
     For images already cropped around a box and resized (region-text pretraining, grounding), where
     geometric ops would move the box. PIL.Image (S, S) -> (3, S, S) float tensor.

@@ -1,4 +1,4 @@
-"""COCO caption metrics through ``pycocoevalcap`` (xfm_spec 3.5 and 4): BLEU-1..4, METEOR, ROUGE-L, CIDEr
+"""COCO caption metrics through ``pycocoevalcap`` (docs/xfm.md#caption-metrics): BLEU-1..4, METEOR, ROUGE-L, CIDEr
 (CIDEr-D, sigma 6, as in the COCO toolkit), and SPICE only on request.
 
 The pipeline is the one ``COCOEvalCap`` runs: every caption (predictions and references together) is

@@ -1,4 +1,4 @@
-"""Classification accuracy (ImageNet top-1 / top-k, NLVR2) on class scores (xfm_spec 3.2, 3.7 and 4).
+"""Classification accuracy (ImageNet top-1 / top-k, NLVR2) on class scores (docs/xfm.md#classification-accuracy).
 
 Top-k ties are resolved **pessimistically**: the label counts as within the top k only when fewer than
 k OTHER classes score at least as high as it. ``torch.topk`` breaks ties by position instead, so on

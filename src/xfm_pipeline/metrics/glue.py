@@ -1,5 +1,5 @@
 """GLUE metrics as the Hugging Face ``glue`` metric computes them (X-FM's ``load_metric('glue', task)``,
-xfm_spec 3.6 and 4), plus the means the paper reports.
+docs/xfm.md#glue-metrics), plus the means the paper reports.
 
 Per task (values are fractions, as HF returns them; multiply by 100 for the paper's tables):
 

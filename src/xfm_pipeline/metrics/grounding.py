@@ -1,5 +1,6 @@
 """Visual grounding (RefCOCO+) accuracy: the fraction of predicted boxes with IoU >= 0.5 against the gold
-box, per split, as X-FM's ``grounding_eval_bbox`` / ``computeIoU`` compute it (xfm_spec 3.4 and 4).
+box, per split, as X-FM's ``grounding_eval_bbox`` / ``computeIoU`` compute it
+(docs/xfm.md#grounding-accuracy).
 
 Boxes are ``(x, y, w, h)`` in pixels of the ORIGINAL image (COCO's ``bbox`` layout). The model predicts
 a normalised ``(cx, cy, w, h)`` in [0, 1]: :func:`cxcywh_norm_to_xywh` scales it by the image's width

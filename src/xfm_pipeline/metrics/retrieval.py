@@ -1,4 +1,4 @@
-"""Image-text retrieval recall, as X-FM's ``itm_eval`` computes it (xfm_spec 3.1 and 4).
+"""Image-text retrieval recall, as X-FM's ``itm_eval`` computes it (docs/xfm.md#retrieval-recall).
 
 Text retrieval (TR, image -> text): each image has several ground-truth captions; its rank is the best
 (smallest) rank of any of them in its row of scores sorted in descending order. Image retrieval

@@ -1,4 +1,4 @@
-"""VQA accuracy exactly as the official ``vqaEval.py`` computes it (xfm_spec 4).
+"""VQA accuracy exactly as the official ``vqaEval.py`` computes it (docs/xfm.md#vqa-accuracy).
 
 Per question: the prediction is normalised (``\\n``/``\\t`` to space, strip, :func:`process_punctuation`,
 :func:`process_digit_article`); the ten ground-truth answers get :func:`process_punctuation` only when

@@ -1,4 +1,4 @@
-"""Bounding-box prediction losses (BBP: L1 + GIoU, xfm_spec 2.2) and box helpers.
+"""Bounding-box prediction losses (BBP: L1 + GIoU, docs/xfm.md#box-prediction) and box helpers.
 
 Boxes are normalised ``(cx, cy, w, h)`` in [0, 1]. Degenerate boxes (zero or negative width/height)
 are handled by clamping: side lengths are clamped at 0 and the union and enclosing areas at a small

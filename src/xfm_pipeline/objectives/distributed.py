@@ -6,10 +6,11 @@ rank then computes the same global-batch loss, and the gradient that reaches ran
 ``W * dL/dx_r``; DDP's gradient averaging divides by W again, so a W-process run takes the same step as a
 1-process run on the concatenated batch.
 
-This deliberately replaces the official ``AllGather`` (xfm_spec 2.2, 8.16), whose backward keeps only the
-local slice and so scales the contrastive gradient by 1/W compared to single-process training. On one
+This deliberately replaces the official ``AllGather`` (docs/xfm.md#fix-itc-gradient), whose backward
+keeps only the local slice and so scales the contrastive gradient by 1/W compared to single-process
+training. On one
 process (no initialised process group, or a world of size 1) gathering is the identity, so nothing here
-needs ``torch.distributed`` to be set up (xfm_spec 8.22).
+needs ``torch.distributed`` to be set up (docs/xfm.md#fix-single-process-runs).
 """
 
 from __future__ import annotations

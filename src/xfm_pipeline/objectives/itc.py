@@ -1,4 +1,4 @@
-"""Image-text contrastive loss (ITC, xfm_spec 2.2)."""
+"""Image-text contrastive loss (ITC, docs/xfm.md#itc)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Image-text matching with in-batch hard negatives (ITM, xfm_spec 2.2).
+"""Image-text matching with in-batch hard negatives (ITM, docs/xfm.md#itm).
 
 For every pair b of the local batch one hard negative text is drawn for image b and one hard negative
 image for text b, with probabilities softmax(similarity) over the local batch (positives excluded). The

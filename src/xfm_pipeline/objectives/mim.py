@@ -1,10 +1,11 @@
-"""Masked image modelling (MIM, xfm_spec 2.2): feature regression (the paper) or pixel regression.
+"""Masked image modelling (MIM, docs/xfm.md#mim): feature regression (the paper) or pixel regression.
 
 X-FM has no separate teacher: the target is the vision encoder's own output on the unmasked image
 (online, detached), the prediction its output on the mask-token-corrupted image (:func:`mim_loss`).
 Because the same encoder is shaped by ITC/ITM/MLM/BBP, "vision-language training guides the vision
-encoder". That presumes a pretrained encoder: from scratch the self-target collapses (xfm_spec 8.4), so
-a model with ``mim_target="pixels"`` regresses the masked patches' pixels instead (:func:`mim_pixel_loss`).
+encoder". That presumes a pretrained encoder: from scratch the self-target collapses
+(docs/xfm.md#change-mim-target), so a model with ``mim_target="pixels"`` regresses the masked patches'
+pixels instead (:func:`mim_pixel_loss`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Masked language modelling: image-conditioned (fusion) MLM and text-only MLM (xfm_spec 2.2).
+"""Masked language modelling: image-conditioned (fusion) MLM and text-only MLM (docs/xfm.md#mlm).
 
 Targets come from ``data.masking.TextMasker``: ``masked_pos`` (B, M) positions padded with 0 and
 ``masked_ids`` (B, M) original ids padded with -100, so padded slots are ignored by the loss.
@@ -40,7 +40,7 @@ def gather_positions(hidden: torch.Tensor, masked_pos: torch.Tensor) -> torch.Te
 def fusion_mlm_text(model, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, detach_text: bool = True) -> torch.Tensor:
     """The text-encoder pass of image-conditioned MLM: (B, L) masked ids -> (B, L, Dt) states.
 
-    With ``detach_text`` (the paper's stop-gradient, xfm_spec 1.4) it runs without gradient, so the MLM
+    With ``detach_text`` (the paper's stop-gradient, docs/xfm.md#stop-gradient) it runs without gradient, so the MLM
     loss trains the fusion and vision encoders only. (The fusion MLM decoder is tied to the text word
     embeddings in this model, which therefore still receive its gradient.)
     """
@@ -89,7 +89,7 @@ def text_mlm_loss(
     masked_pos: torch.Tensor,
     masked_ids: torch.Tensor,
 ) -> torch.Tensor:
-    """Text-only MLM with the text encoder's own MLM head (no image; xfm_spec 2.2 text stream).
+    """Text-only MLM with the text encoder's own MLM head (no image; docs/xfm.md#mlm).
 
     Shapes as in :func:`fusion_mlm_loss`. Returns a scalar CE over the masked slots.
     """

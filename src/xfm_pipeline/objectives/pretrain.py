@@ -1,8 +1,8 @@
-"""The X-FM pretraining objective, one batch of one data stream at a time (xfm_spec 2.1-2.3, 1.4).
+"""The X-FM pretraining objective, one batch of one data stream at a time (docs/xfm.md#pretraining).
 
 ``XFMPretrainObjective(weights)(model, batch)`` returns ``{"loss_itc": ..., ..., "loss": weighted sum}``
 with paper names for the objectives active on the batch's stream. The training loop knows nothing about
-X-FM: it calls the objective and backpropagates ``loss`` (DESIGN example 8).
+X-FM: it calls the objective and backpropagates ``loss`` (docs/design.md#one-training-loop).
 
 Streams (``batch["stream"]``) and their objectives:
 
@@ -39,10 +39,10 @@ towards every text of it). ``text_key`` (B,) ids of the text strings make identi
 each other (soft targets; without it, the diagonal as in X-FM pretraining): a phrase like "large grey
 star" describes every region it is drawn for, often two in one image, and calling those pairs negatives
 would push apart the features the phrase should share. A text drawn twice for one region (the collate
-pads by drawing again, xfm_spec 8.10) is one such pair. With ``fusion_rows``, ITM, fusion MLM and BBP
-use only the marked texts; ITC uses all. ITM draws negatives among all other pairs, other regions
-of the same image included, but never a pair with the same text (without ``text_key``: never an exact
-duplicate, same image, text and region mask).
+pads by drawing again, docs/xfm.md#fix-duplicate-region-pairs) is one such pair. With ``fusion_rows``,
+ITM, fusion MLM and BBP use only the marked texts; ITC uses all. ITM draws negatives among all other
+pairs, other regions of the same image included, but never a pair with the same text (without
+``text_key``: never an exact duplicate, same image, text and region mask).
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def duplicate_pair_ids(*columns: torch.Tensor) -> torch.Tensor:
     """(B,) ids equal exactly for rows that are identical in every column ((B,) or (B, K) tensors).
 
     Used for region ITM: two pairs with the same image, text and region mask are the same fusion input
-    (the region collate pads batches by duplicating pairs, xfm_spec 8.10), so one must never be the
-    other's negative.
+    (the region collate pads batches by duplicating pairs, docs/xfm.md#fix-duplicate-region-pairs), so
+    one must never be the other's negative.
     """
     rows = torch.cat([c.reshape(c.shape[0], -1).long() for c in columns], dim=1)  # (B, K)
     return torch.unique(rows, dim=0, return_inverse=True)[1]
@@ -130,7 +130,7 @@ class XFMPretrainObjective:
 
     Args:
         weights: objective weights (default all 1.0; 0 switches an objective off).
-        detach_text_for_fusion: X-FM's stop-gradient (xfm_spec 1.4): the fusion encoder receives detached
+        detach_text_for_fusion: X-FM's stop-gradient (docs/xfm.md#stop-gradient): the fusion encoder receives detached
             text states for ITM and BBP and the fusion-MLM text pass runs without gradient, so the text
             encoder learns only from ITC and text-only MLM. False lets every loss reach the text encoder.
         frozen_text_cache: while the text encoder is frozen (``lr_scales`` 0), keep the states of up to

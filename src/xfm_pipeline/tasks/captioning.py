@@ -1,4 +1,4 @@
-"""Image captioning with a causal decoder over the image tokens (xfm_spec 3.5; a re-design, see 8.7).
+"""Image captioning with a causal decoder over the image tokens (docs/xfm.md#captioning).
 
 * Data: ``data["train"]`` = ``{"image", "caption", "image_id"}`` pairs; ``data["val"|"test"]`` = images
   to caption; ``data["val_gt"|"test_gt"]`` = COCO-caption ground truth (``xfm_pipeline.data.formats.captioning``).
@@ -6,7 +6,8 @@
   (:class:`~xfm_pipeline.model.decoder.CausalDecoder`) cross-attends to them (its key/value projections
   take the vision width, so no extra projection is needed). Layers and LM head are copied from the fusion
   encoder, whose cross-attention already reads image tokens; embeddings from the text encoder. (The
-  official code shipped a decoder without cross-attention that never saw the image, spec 8.7.)
+  official code shipped a decoder without cross-attention that never saw the image,
+  docs/xfm.md#fix-captioning.)
 * Training: ``[CLS] a picture of <caption> [SEP]`` teacher-forced; the start and prompt tokens are not
   targets; cross-entropy with label smoothing 0.1, mean over target tokens.
 * Generation: batched beam search (beam 3, 5..20 new tokens) from the prompt; greedy = ``beam_size: 1``.

@@ -1,4 +1,4 @@
-"""GLUE fine-tuning (xfm_spec 3.6 and 4): the text encoder alone + ``build_mlp(D, num_labels)`` on token 0.
+"""GLUE fine-tuning (docs/xfm.md#glue): the text encoder alone + ``build_mlp(D, num_labels)`` on token 0.
 
 One :class:`GlueTask` parameterised by the GLUE task; ``TASKS`` holds the eight (registered as
 ``glue_<key>``).
@@ -19,7 +19,8 @@ One :class:`GlueTask` parameterised by the GLUE task; ``TASKS`` holds the eight 
   (``GLUE_MAIN_METRIC``).
 * Only text is read: the datasets never touch images. The vision encoder, fusion encoder, projections,
   ITM/box heads and the MLM head's transform are frozen (``requires_grad=False``), so the optimizer and DDP
-  only see the text encoder and the head (xfm_spec 8.15: the official code optimises them for nothing).
+  only see the text encoder and the head (the official code optimises them for nothing:
+  docs/xfm.md#fix-glue-trains-the-text-encoder-only).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Visual grounding, RefCOCO+ with boxes (xfm_spec 3.4).
+"""Visual grounding, RefCOCO+ with boxes (docs/xfm.md#grounding).
 
 Data: one data key ``refs`` = the grounding JSON, ``[{"image", "text", "bbox": [x, y, w, h], "ref_id",
 "split"}]`` with ``split`` in train/val/testA/testB; ``dataset(split)`` keeps that split's records.

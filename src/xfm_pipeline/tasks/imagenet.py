@@ -1,8 +1,9 @@
-"""ImageNet-1k fine-tuning and linear probing (xfm_spec 3.7, fixes of 8.5).
+"""ImageNet-1k fine-tuning and linear probing (docs/xfm.md#imagenet).
 
 Both tasks use the vision encoder alone and classify the POOLED token ``V[:, 0]`` (the mean of the
 ``fc_norm``-ed patch tokens). The official model concatenates ``V[:, 0]`` with the mean of the patches,
-which is the same vector twice (xfm_spec 8.5); the pooled feature is used once here.
+which is the same vector twice; the pooled feature is used once here
+(docs/xfm.md#fix-imagenet-head-and-metrics).
 
 * ``FINETUNE`` (``imagenet``): the whole vision encoder is trained with a head (``options.head``:
   ``linear``, the default = ``BatchNorm1d(D, affine=False)`` + ``Linear(D, C)``; ``mlp`` = the paper's deep
@@ -19,7 +20,7 @@ which is the same vector twice (xfm_spec 8.5); the pooled feature is used once h
 * ``LINEAR_PROBE`` (``imagenet_linear_probe``): the backbone is frozen (every parameter
   ``requires_grad=False``, kept in eval mode, run under ``no_grad``) and only the head is trained, a TRUE
   linear classifier by default (``head: linear``, the standardised Linear above); ``head: mlp`` is the paper's deep-MLP "probe" (its
-  "LP" is that 49M-parameter MLP, xfm_spec 8.5). Label-smoothed CE, no Mixup, the eval transform
+  "LP" is that 49M-parameter MLP). Label-smoothed CE, no Mixup, the eval transform
   for training images plus a horizontal flip (``lp_augment``). Features are computed on the fly.
 
 Splits: the manifest (``data["manifest"]`` = ``[{"image": "<split>/<class>/<id>.jpg", "label", "split"}]``,

@@ -1,4 +1,4 @@
-"""NLVR2: is a statement true of a pair of images? (xfm_spec 3.2).
+"""NLVR2: is a statement true of a pair of images? (docs/xfm.md#nlvr2).
 
 Records ``{"images": [left, right], "sentence": str, "label": "True"|"False" (or a bool)}``.
 

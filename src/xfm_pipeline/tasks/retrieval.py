@@ -1,4 +1,4 @@
-"""Image-text retrieval, COCO / Flickr30k Karpathy style (xfm_spec 3.1, 4, 8.9).
+"""Image-text retrieval, COCO / Flickr30k Karpathy style (docs/xfm.md#retrieval).
 
 Training (one record per caption, ``{image, caption, image_id}``): ITC with soft targets over the images
 of the batch (captions of the same image are positives of each other, ``idx`` = dense image index) plus
@@ -14,8 +14,9 @@ Evaluation (one record per image, ``{image, caption: [...]}``):
    logit of the fusion encoder, in batched fusion calls of ``rerank_batch`` pairs; text -> image: the
    top ``k_test`` images of each text, the same way;
 3. the score of a re-ranked pair is ``itm`` (the official ranking) or, by default, ``itm+itc`` = ITM
-   logit + ITC logit (cosine / temperature). xfm_spec 8.9 notes that the official code ranks with the
-   ITM logit alone although fusing both usually helps; ``score: itm`` reproduces the official numbers;
+   logit + ITC logit (cosine / temperature). The official code ranks with the ITM logit alone although
+   fusing both usually helps (docs/xfm.md#fix-retrieval-selection-and-score); ``score: itm``
+   reproduces the official numbers;
 4. pairs outside the top ``k_test`` rank below every re-ranked pair, ordered by their ITC score (the
    official code gives them all -100, i.e. an arbitrary order among ties). R@K for K <= k_test is the
    same either way.
@@ -25,9 +26,9 @@ Predictions: one record per query with its 10 best candidates and their scores (
 ``{"query": "text", "index": t, "text": caption, "top": [image indices], "scores": [...]}``; text
 indices follow the order of the captions in the split's records. ``evaluate`` computes R@1/5/10 from
 them (``metrics.retrieval``): ``txt_r1/5/10``, ``img_r1/5/10``, ``txt_r_mean``, ``img_r_mean``,
-``r_mean`` (selection metric, on val; X-FM selected on test, xfm_spec 8.9).
+``r_mean`` (selection metric, on val; X-FM selected on test).
 
-Zero-shot evaluation (``eval_retrieval_zeroshot``) runs with ``max_steps: 0`` and only ``val``/``test``
+Zero-shot evaluation (``eval_retrieval_zeroshot``) runs with ``loop.max_steps: 0`` and only ``val``/``test``
 data: the job never builds the train dataset then, and evaluates ``val`` and ``test``.
 """
 

@@ -1,16 +1,17 @@
-"""VQA v2 as answer generation/ranking with a causal decoder (xfm_spec 1.6, 3.3; fixes of 8.6).
+"""VQA v2 as answer generation/ranking with a causal decoder (docs/xfm.md#vqa).
 
 * Data: ``data["train"|"val"|"test"]`` = VQA records (``xfm_pipeline.data.formats.vqa``), ``data["answer_list"]``
   = candidate answers. Questions are ``pre_question``-normalised (30 words in training, 50 at test).
 * Model: question -> text encoder -> fusion(image) -> question states (B, Lq, D); the answer decoder
   (:class:`~xfm_pipeline.model.decoder.CausalDecoder`) cross-attends to them. Its layers and LM head are
-  copied from the fusion encoder; its embeddings from the TEXT encoder (fix 8.6). When the question
-  width differs from the fusion cross-attention input width (the tiny preset: 384 vs 192 image width),
-  the decoder's cross-attention key/value projections start fresh.
+  copied from the fusion encoder; its embeddings from the TEXT encoder
+  (docs/xfm.md#fix-vqa-decoder-and-ranking). When the question width differs from the fusion
+  cross-attention input width (the tiny preset: 384 vs 192 image width), the decoder's cross-attention
+  key/value projections start fresh.
 * Training: every unique answer of a question is tokenised ``[CLS] answer [SEP]`` and teacher-forced;
   per-answer loss = SUM of token NLL, weighted by count/len (VQA) or 0.5 (VG); loss = sum(w * nll) / B.
 * Inference ranks ``answer_list``: top ``k_test`` by first-token probability, then full-sequence
-  log-likelihood with the first token counted once and the real question padding mask (fixes 8.6).
+  log-likelihood with the first token counted once and the real question padding mask (the same fixes).
 * Output: ``[{"question_id", "answer"}]`` (EvalAI format). Metrics (official VQA accuracy x100):
   ``vqa_acc`` overall, ``vqa_acc_<answer type>`` and ``vqa_acc_<question type>`` when the records carry
   them; splits without answers (test-dev/std) give no metrics.

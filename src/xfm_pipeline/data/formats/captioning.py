@@ -1,4 +1,4 @@
-"""Captioning annotations: Karpathy COCO JSON plus COCO-caption ground truth (xfm_spec 3.5).
+"""Captioning annotations: Karpathy COCO JSON plus COCO-caption ground truth (docs/xfm.md#captioning).
 
 * train: ``[{"image": str, "caption": str, "image_id": int}]``
 * val/test: ``[{"image": str, "image_id"?: int, "caption"?: [str]}]``; without ``image_id`` the id is

@@ -1,4 +1,4 @@
-"""Visual grounding (RefCOCO+) annotations (xfm_spec 3.4) in a self-contained JSON.
+"""Visual grounding (RefCOCO+) annotations (docs/xfm.md#grounding) in a self-contained JSON.
 
 ``[{"image": str, "text": str, "bbox": [x, y, w, h], "ref_id": int, "split": "train"|"val"|"testA"|"testB"}]``:
 one record per referring expression; the expressions of one referred object share ``ref_id``. X-FM reads

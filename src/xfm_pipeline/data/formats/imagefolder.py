@@ -1,4 +1,4 @@
-"""ImageFolder classification data (ImageNet layout, xfm_spec 3.7): ``<split>/<class>/<image>``.
+"""ImageFolder classification data (ImageNet layout, docs/xfm.md#imagenet): ``<split>/<class>/<image>``.
 
 Classes are the sorted sub-directory names (index = position), as in ``torchvision.datasets.ImageFolder``.
 """

@@ -1,4 +1,4 @@
-"""NLVR2 annotations (xfm_spec 3.2): ``[{"images": [left, right], "sentence": str, "label": "True"|"False",
+"""NLVR2 annotations (docs/xfm.md#nlvr2): ``[{"images": [left, right], "sentence": str, "label": "True"|"False",
 "identifier"?: str}]``."""
 
 from __future__ import annotations

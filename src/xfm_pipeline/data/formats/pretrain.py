@@ -1,4 +1,4 @@
-"""Pretraining corpora (xfm_spec 2.1, 2.5, 7): JSON-lines image-text, region-text, image-only and text-only.
+"""Pretraining corpora (docs/xfm.md#data-streams): JSON-lines image-text, region-text, image-only and text-only.
 
 Lines, one JSON object each (a corpus may be a directory of ``*.jsonl`` shards):
 

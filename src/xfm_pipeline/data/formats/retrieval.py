@@ -1,4 +1,4 @@
-"""Image-text retrieval annotations, Karpathy COCO/Flickr30k style (xfm_spec 3.1).
+"""Image-text retrieval annotations, Karpathy COCO/Flickr30k style (docs/xfm.md#retrieval).
 
 * train: ``[{"image": str, "caption": str, "image_id": int | str}]`` (one record per caption)
 * val/test: ``[{"image": str, "caption": [str, ...]}]`` (one record per image)

@@ -1,4 +1,4 @@
-"""VQA v2 annotations as X-FM reads them (xfm_spec 3.3).
+"""VQA v2 annotations as X-FM reads them (docs/xfm.md#vqa).
 
 Records: ``{"question_id": int, "image": str, "question": str, "answer": [str] (VQA: 10 human answers) |
 str (VG), "answer_type"?: "yes/no"|"number"|"other", "question_type"?: str, "dataset": "vqa"|"vg"}``.
@@ -15,7 +15,7 @@ from typing import Any
 from xfm_pipeline.data.formats.common import Fields, RecordError, as_objects, load_json, parse_all
 
 ANSWER_TYPES = ("yes/no", "number", "other")
-# X-FM gives the single answer of a Visual Genome question this weight (xfm_spec 3.3).
+# X-FM gives the single answer of a Visual Genome question this weight (docs/xfm.md#vqa).
 VG_ANSWER_WEIGHT = 0.5
 
 
@@ -33,7 +33,7 @@ class VQARecord:
 
 
 def answer_weights(record: VQARecord) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """Unique answers and their training weights (xfm_spec 3.3).
+    """Unique answers and their training weights (docs/xfm.md#vqa).
 
     VQA: weight(a) = count(a) / len(answers), answers in first-seen order. VG: the single answer, 0.5.
 
