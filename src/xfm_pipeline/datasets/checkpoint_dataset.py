@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ class XFMCheckpointDataset(AbstractDataset):
     ``load()`` checks the directory is an X-FM checkpoint and returns its path (a node or job that needs
     the model calls ``model.checkpoint.load_pretrained`` on it, so the weights are read once, where they
     are used). ``save()`` takes either a :class:`~xfm_pipeline.model.checkpoint.Checkpoint` (written) or
-    the path of a checkpoint directory written elsewhere, e.g. a training run's final checkpoint (copied):
+    the path of a checkpoint directory written elsewhere, e.g. a training run's final checkpoint (its model
+    files copied, not the optimizer state):
     in both cases the weights are written once, atomically.
 
     Example catalog entry::
@@ -36,7 +36,8 @@ class XFMCheckpointDataset(AbstractDataset):
         return str(self._path)
 
     def _save(self, data) -> None:
-        from xfm_pipeline.model.checkpoint import Checkpoint, atomic_directory_write, read_checkpoint_config, save_pretrained
+        from xfm_pipeline.datasets.directory_dataset import copy_model_files
+        from xfm_pipeline.model.checkpoint import Checkpoint, read_checkpoint_config, save_pretrained
 
         if isinstance(data, Checkpoint):
             save_pretrained(data.model, self._path, tokenizer=data.tokenizer, extra=data.extra)
@@ -44,7 +45,7 @@ class XFMCheckpointDataset(AbstractDataset):
         source = Path(data)
         read_checkpoint_config(source)
         if source.resolve() != self._path.resolve():
-            atomic_directory_write(self._path, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+            copy_model_files(source, self._path)
 
     def _exists(self) -> bool:
         return (self._path / "config.json").is_file()

@@ -8,9 +8,34 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer")  # what a checkpoint directory holds for its users
+
+
+def copy_model_files(source: Path, target: Path) -> None:
+    """Copy the :data:`MODEL_FILES` of checkpoint directory ``source`` into ``target`` atomically: a training
+    run's optimizer state and other scratch files stay behind (the weights are written once).
+
+    Raises:
+        NotADirectoryError: ``source`` is not a directory.
+    """
+    from xfm_pipeline.model.checkpoint import atomic_directory_write
+
+    if not source.is_dir():
+        raise NotADirectoryError(f"cannot save {source}: not a directory")
+
+    def write(tmp: Path) -> None:
+        for name in MODEL_FILES:
+            path = source / name
+            if path.is_dir():
+                shutil.copytree(path, tmp / name)
+            elif path.is_file():
+                shutil.copy2(path, tmp / name)
+
+    atomic_directory_write(target, write)
+
 
 class DirectoryDataset(AbstractDataset):
-    """Saving a directory path copies that directory here atomically; loading returns this path."""
+    """Saving a checkpoint directory's path copies its model files here atomically; loading returns this path."""
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None):
         self._path = Path(path)
@@ -22,12 +47,7 @@ class DirectoryDataset(AbstractDataset):
         return str(self._path)
 
     def _save(self, data: str) -> None:
-        from xfm_pipeline.model.checkpoint import atomic_directory_write
-
-        source = Path(data)
-        if not source.is_dir():
-            raise NotADirectoryError(f"cannot save {source}: not a directory")
-        atomic_directory_write(self._path, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+        copy_model_files(Path(data), self._path)
 
     def _exists(self) -> bool:
         return self._path.is_dir()
