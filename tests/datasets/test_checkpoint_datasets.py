@@ -55,5 +55,5 @@ def test_loading_or_saving_something_that_is_not_a_checkpoint_names_the_director
     with pytest.raises(DatasetError, match="empty: not a checkpoint directory"):
         XFMCheckpointDataset(path=str(tmp_path / "out")).save(str(tmp_path / "empty"))
     assert not (tmp_path / "out").exists()
-    with pytest.raises(DatasetError, match="missing: not a directory"):
+    with pytest.raises(NotADirectoryError, match="missing: not a directory"):
         DirectoryDataset(path=str(tmp_path / "out")).save(str(tmp_path / "missing"))
