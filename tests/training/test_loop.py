@@ -1,5 +1,6 @@
 """The training loop on a toy problem: it learns, resumes exactly, and skips damaged checkpoints."""
 
+import json
 import logging
 
 import pytest
@@ -60,6 +61,25 @@ def test_loss_falls_and_history_is_recorded(tmp_path):
     assert last < 0.2 * first
     assert result.step == 30 and result.final_checkpoint.endswith("checkpoint-0000030")
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [f"checkpoint-{s:07d}" for s in (10, 20, 30)]
+
+
+@pytest.mark.parametrize(("mode", "best_step"), [("max", 4), ("min", 2)])
+def test_logging_validation_and_checkpoints_follow_their_schedules_and_the_best_is_kept(tmp_path, mode, best_step):
+    scores = {2: 0.5, 4: 0.9, 6: 0.7, 7: 0.8}
+    calls = []
+    config = _config(max_steps=7, log_every=3, eval_every=2, checkpoint_every=4, select_metric="acc", select_mode=mode)
+    result = train(_model(), _objective, _streams(), config, tmp_path, on_log=lambda step, m: calls.append(step), evaluate=lambda m, step: {"acc": scores[step]})
+    # within a step: the logged point, then the validation; both also at the last step
+    assert [(h["step"], "val/acc" in h) for h in result.history] == [(2, True), (3, False), (4, True), (6, False), (6, True), (7, False), (7, True)]
+    assert calls == [2, 3, 4, 6, 6, 7, 7]
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint-0000004", "checkpoint-0000007"]
+    assert json.loads((tmp_path / "history.json").read_text()) == result.history
+    assert (result.best_step, result.best_metrics, result.best_checkpoint) == (best_step, {"val/acc": scores[best_step]}, str(tmp_path / "best"))
+    if best_step == 4:  # the best weights are those of the step's checkpoint
+        assert (tmp_path / "best" / "model.safetensors").read_bytes() == (ckpt.checkpoint_dir(tmp_path, 4) / "model.safetensors").read_bytes()
+    again = train(_model(), _objective, _streams(), config, tmp_path, evaluate=lambda m, step: {"acc": 0.0})
+    assert again.resumed_from == again.final_checkpoint == str(ckpt.checkpoint_dir(tmp_path, 7))
+    assert (again.best_step, again.history) == (best_step, result.history)  # a finished run trains nothing more
 
 
 def test_a_module_frozen_by_lr_scales_trains_in_eval_mode_also_after_validation(tmp_path):

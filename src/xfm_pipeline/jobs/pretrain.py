@@ -56,7 +56,7 @@ class PretrainParams:
         return {name: getattr(self, name) for name in STREAMS if getattr(self, name) is not None}
 
 
-# Parameters that did not come from a pretrained checkpoint get lr x lr_mult (xfm_spec 2.6).
+# Parameters that did not come from a pretrained checkpoint get lr x lr_mult (docs/xfm.md#optimizer).
 NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_head.", "bbox_pointer.", "fusion_encoder.lm_head.", "mim_head."]
 
 

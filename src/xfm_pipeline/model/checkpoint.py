@@ -19,6 +19,7 @@ from typing import Any
 
 from xfm_pipeline.config import from_dict, to_dict
 from xfm_pipeline.model.config import TextConfig, XFMConfig
+from xfm_pipeline.model.tied_weights import tied_aliases, tied_keys
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
 
     With ``image_size`` different from the saved one, the model is built at the new resolution and the
     per-block relative position tables (and an absolute ``pos_embed``, if any) are resized (fine-tuning
-    at 384/480 px, xfm_spec 6.3).
+    at 384/480 px, docs/xfm.md#relative-position-tables).
     """
     from safetensors.torch import load_file
 
@@ -169,24 +170,6 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
             f"unexpected {sorted(unexpected)[:10]}"
         )
     return model
-
-
-def tied_aliases(model) -> dict[str, str]:
-    """``{alias: first name}`` for state-dict keys that name a tensor already present under an earlier
-    name (tied weights), in state-dict order."""
-    first: dict[int, str] = {}
-    aliases = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        if id(tensor) in first:
-            aliases[name] = first[id(tensor)]
-        else:
-            first[id(tensor)] = name
-    return aliases
-
-
-def tied_keys(model) -> set[str]:
-    """State-dict keys that alias a tensor already present under another name (tied weights)."""
-    return set(tied_aliases(model))
 
 
 def load_checkpoint_tokenizer(directory: str | Path):

@@ -7,7 +7,7 @@ from typing import Any
 
 
 VISION_STEMS = ("patch", "conv")
-# What MIM regresses (xfm_spec 2.2 and 8.4): "features" is the paper's online self-target; "pixels" adds a
+# What MIM regresses (docs/xfm.md#change-mim-target): "features" is the paper's online self-target; "pixels" adds a
 # linear ``mim_head`` predicting each masked patch's pixels (SimMIM), for a vision encoder trained from
 # scratch, where the self-target collapses to a constant (every image and patch the same feature).
 MIM_TARGETS = ("features", "pixels")
@@ -15,7 +15,7 @@ MIM_TARGETS = ("features", "pixels")
 
 @dataclass
 class VisionConfig:
-    """BEiT-v2 style ViT (xfm_spec 1.2)."""
+    """BEiT-v2 style ViT (docs/xfm.md#vision-encoder)."""
 
     image_size: int = 224  # input resolution in pixels (square)
     patch_size: int = 16  # patch side; the token grid is image_size // patch_size
@@ -47,7 +47,7 @@ class VisionConfig:
 
 @dataclass
 class TextConfig:
-    """A transformers BERT/RoBERTa-family masked language model (xfm_spec 1.1)."""
+    """A transformers BERT/RoBERTa-family masked language model (docs/xfm.md#text-encoder)."""
 
     pretrained: str | None = None  # local from_pretrained directory or a packaged model name; None = hf_config
     hf_config: dict[str, Any] | None = None  # transformers config dict (needs model_type) for random init
@@ -55,7 +55,7 @@ class TextConfig:
 
 @dataclass
 class FusionConfig:
-    """Fusion encoder: post-LN layers of self-attn, cross-attn to image tokens, FFN (xfm_spec 1.3)."""
+    """Fusion encoder: post-LN layers of self-attn, cross-attn to image tokens, FFN (docs/xfm.md#fusion-encoder)."""
 
     num_layers: int = 12  # every layer has cross-attention (fusion_fusion_start_at = 0)
     num_heads: int = 12  # heads of self- and cross-attention; width is the text width

@@ -1,11 +1,11 @@
-"""Causal cross-attention decoder for answer ranking (VQA) and caption generation (xfm_spec 1.6, 3.3, 3.5).
+"""Causal cross-attention decoder for answer ranking (VQA) and caption generation (docs/xfm.md#decoders).
 
     ids (B, L) -> embeddings (word + position + type, LN) -> N x [causal self-attn -> Add&LN ->
     cross-attn(context) -> Add&LN -> FFN -> Add&LN] -> MLM-style head tied to the word table -> (B, L, V)
 
 The layers are :class:`~xfm_pipeline.model.fusion.FusionLayer` (post-LN, BERT key names), so
 :meth:`CausalDecoder.from_xfm` initialises them by copying the fusion encoder's layers, as X-FM does for
-its VQA decoder. Two deliberate differences from the official code (xfm_spec 8.6, 8.7):
+its VQA decoder. Two deliberate differences from the official code (docs/xfm.md#decoders):
 
 * the embedding block is copied from the TEXT encoder (the official decoder copied the fusion encoder's
   never-trained position/type embeddings and embedding LayerNorm);
@@ -140,7 +140,7 @@ def sequence_nll(decoder: CausalDecoder, input_ids, attention_mask, context, con
 # ------------------------------------------------------------------------------------------ ranking
 @torch.no_grad()
 def rank_answers(decoder: CausalDecoder, context, context_atts, answer_ids, answer_atts, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick the most likely candidate answer per question (xfm_spec 3.3, with the 8.6 fixes).
+    """Pick the most likely candidate answer per question (docs/xfm.md#fix-vqa-decoder-and-ranking).
 
     1. one decoder step from the start token gives p(first token) of every candidate;
     2. keep the top ``k`` candidates by that probability;
@@ -177,7 +177,7 @@ def rank_answers(decoder: CausalDecoder, context, context_atts, answer_ids, answ
 # ------------------------------------------------------------------------------------------ generation
 @dataclass
 class BeamConfig:
-    """Beam-search settings (captioning: beam 3, 20 new tokens max, 5 min; xfm_spec 3.5)."""
+    """Beam-search settings (captioning: beam 3, 20 new tokens max, 5 min; docs/xfm.md#captioning)."""
 
     beam_size: int = 3  # 1 = greedy
     max_len: int = 20  # generated tokens, the prompt not counted

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from xfm_pipeline.training.optim import is_frozen
+from xfm_pipeline.model.frozen import is_frozen, run_frozen
 
 
 class EncoderCache:
@@ -55,17 +55,6 @@ class EncoderCache:
                 if self.max_rows is None or len(self._rows) < self.max_rows:
                     self._rows[key] = row.clone()
         return [self._rows[key] if key in self._rows else fresh[key] for key in keys]
-
-
-def run_frozen(module: nn.Module, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``fn()`` with ``module`` in eval mode and gradients off (its training mode restored afterwards)."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            return fn()
-    finally:
-        module.train(was_training)
 
 
 class FrozenEncodings:

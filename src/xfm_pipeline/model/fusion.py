@@ -1,4 +1,4 @@
-"""Fusion encoder: post-LN layers of self-attention, cross-attention to image tokens and FFN (xfm_spec 1.3).
+"""Fusion encoder: post-LN layers of self-attention, cross-attention to image tokens and FFN (docs/xfm.md#fusion-encoder).
 
 Key names follow BERT/RoBERTa (``attention.self.query``, ``crossattention.output.LayerNorm``,
 ``intermediate.dense``, ``output.dense`` ...) so the official ``fusion_encoder.roberta.encoder.layer.*``

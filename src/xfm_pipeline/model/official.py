@@ -1,4 +1,4 @@
-"""Import of the official X-FM checkpoint (``.th`` file, ``{'model': state_dict}``; xfm_spec 6).
+"""Import of the official X-FM checkpoint (``.th`` file, ``{'model': state_dict}``; docs/xfm.md#official-checkpoint).
 
 An explicit key map (timm's ``checkpoint_filter_fn`` pattern): every official key is either mapped
 to a key of this model, resized (relative position tables when the image size differs), or skipped
@@ -14,14 +14,16 @@ from pathlib import Path
 
 import torch
 
+from xfm_pipeline.model.tied_weights import tied_keys
+
 log = logging.getLogger(__name__)
 
 _SKIP_RULES: tuple[tuple[str, str], ...] = (
     (".relative_position_index", "buffer, regenerated for the target image size"),
     ("embeddings.position_ids", "buffer, regenerated"),
-    (".lm_cap_head.", "unused captioning head of the official code (xfm_spec 8.3)"),
+    (".lm_cap_head.", "unused captioning head of the official code (docs/xfm.md#fix-unused-heads)"),
     ("fusion_encoder.roberta.embeddings.", "fusion input is the text-encoder output; its embeddings are unused"),
-    ("fusion_encoder.lm_head.decoder.", "fusion MLM decoder is tied to the text word embeddings (xfm_spec 8.2)"),
+    ("fusion_encoder.lm_head.decoder.", "fusion MLM decoder is tied to the text word embeddings (docs/xfm.md#fix-fusion-mlm-decoder)"),
     ("text_encoder.lm_head.decoder.", "tied to the text word embeddings"),
 )
 
@@ -94,7 +96,7 @@ def resize_rel_pos_table(table: torch.Tensor, target_shape: tuple[int, ...]) -> 
     """Resize a BEiT relative position table ((2g-1)^2 + 3, H) to ``target_shape`` (3 extra rows kept).
 
     Uses timm's geometric-spacing interpolation, the BEiT recipe the official code implements with
-    scipy's removed ``interp2d`` (xfm_spec 6.3).
+    scipy's removed ``interp2d`` (docs/xfm.md#change-relative-position-resize).
     """
     from timm.layers import resize_rel_pos_bias_table
 
@@ -151,8 +153,6 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tup
             report.resized.append(new_key)
         out[new_key] = tensor
         report.loaded.append(new_key)
-    from xfm_pipeline.model.checkpoint import tied_keys
-
     tied = tied_keys(model)
     left = sorted(k for k in target if k not in out and k not in tied and not _is_buffer(model, k))
     report.not_in_xfm = [k for k in left if k.startswith(NOT_IN_XFM)]

@@ -1,4 +1,4 @@
-"""Text encoder: a transformers BERT/RoBERTa-family masked language model (xfm_spec 1.1).
+"""Text encoder: a transformers BERT/RoBERTa-family masked language model (docs/xfm.md#text-encoder).
 
 Built from a config dict (random init) or loaded from a local ``from_pretrained`` directory with
 ``local_files_only=True``; nothing is ever downloaded. The MLM head's decoder is tied to the word

@@ -1,4 +1,4 @@
-"""BEiT-v2 style vision encoder built on timm's ``Beit`` (xfm_spec 1.2).
+"""BEiT-v2 style vision encoder built on timm's ``Beit`` (docs/xfm.md#vision-encoder).
 
 Differences from timm's ``forward_features`` that X-FM relies on:
 * a learned ``mask_token`` replaces the patch embeddings selected by a MIM patch mask;

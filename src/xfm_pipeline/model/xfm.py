@@ -1,6 +1,8 @@
-"""The X-FM composite: vision, text and fusion encoders with projections and heads (xfm_spec 1).
+"""The X-FM composite: vision, text and fusion encoders with projections and heads (docs/xfm.md#architecture).
 
-The model returns features, never losses: objectives and tasks combine these helpers.
+The model returns features, never losses: objectives and tasks combine these helpers. Checkpoint I/O
+sits above this module: ``model.checkpoint.save_pretrained(model, directory)`` and
+``load_pretrained(directory)``.
 
     image -> vision_encoder -> V (B, 1+N, Dv)          V[:, 0] = mean-pooled token
     text  -> text_encoder   -> T (B, L, Dt)            T[:, 0] = <s>/[CLS]
@@ -9,8 +11,6 @@ The model returns features, never losses: objectives and tasks combine these hel
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -135,20 +135,6 @@ class XFM(nn.Module):
         """(..., Dt) fused states -> (..., V) image-conditioned MLM logits.
 
         The decoder is tied to the TEXT word embeddings (the official code ties it to a separate, randomly
-        initialised table of the fusion encoder; xfm_spec 8.2).
+        initialised table of the fusion encoder; docs/xfm.md#fix-fusion-mlm-decoder).
         """
         return self.fusion_encoder.lm_head(fused, self.text_encoder.get_input_embeddings().weight)
-
-    # ------------------------------------------------------------------ I/O
-    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` (+ ``tokenizer/``) atomically; see ``checkpoint``."""
-        from xfm_pipeline.model.checkpoint import save_pretrained
-
-        return save_pretrained(self, directory, tokenizer=tokenizer)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> XFM:
-        """Rebuild the model from a directory written by :meth:`save_pretrained`."""
-        from xfm_pipeline.model.checkpoint import load_pretrained
-
-        return load_pretrained(directory)

@@ -3,6 +3,11 @@
 It knows nothing about X-FM: every optimizer step draws one batch from each stream (times the
 accumulation steps), calls ``objective(model, batch) -> {"loss": ..., other losses}``, back-propagates
 ``stream weight * loss``, then clips, takes ONE optimizer step and ONE scheduler step.
+
+:func:`train` is the loop itself: :func:`_setup` (sharding check, freezing, resume, optimizer, accelerate),
+then for every step :func:`_train_step`, with :func:`_log_step` every ``log_every`` steps, :func:`_validate`
+every ``eval_every`` and :func:`_checkpoint` every ``checkpoint_every`` (each also at the last step), and
+:func:`_finish` (``history.json`` and the :class:`TrainResult`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from xfm_pipeline.training.sampling import StreamIterator, StreamSampler, sample
 log = logging.getLogger(__name__)
 
 SHARDING = ("ddp", "fsdp")
+BEST = "best"  # output_dir/BEST: the weights of the best validation (with select_metric)
 
 
 @dataclass
@@ -149,12 +155,72 @@ def train(
     from tqdm.auto import tqdm
 
     accelerator = accelerator or make_accelerator(config.mixed_precision)
+    run = _setup(model, objective, streams, config, Path(output_dir), accelerator, evaluate)
+    bar = tqdm(total=config.max_steps, initial=run.start_step, disable=not (accelerator.is_main_process and config.progress), desc="train")
+    window = _Window()
+    for step in range(run.start_step, config.max_steps):
+        _train_step(run, step, window)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.max_steps:
+            _log_step(run, done, window, bar, on_log)
+        bar.update(1)
+        if evaluate is not None and _due(done, config.eval_every, config.max_steps):
+            _validate(run, done, evaluate, write_metadata, on_log)
+        if _due(done, config.checkpoint_every, config.max_steps):
+            _checkpoint(run, done, write_metadata)
+    bar.close()
+    return _finish(run)
+
+
+@dataclass
+class _Run:
+    """One call of :func:`train`: what :func:`_setup` prepared, and the progress the steps make."""
+
+    accelerator: Any
+    config: LoopConfig
+    output_dir: Path
+    streams: dict[str, Stream]
+    model: nn.Module  # the bare module (sharded in place with fsdp)
+    wrapper: nn.Module  # objective(model, batch) as one module, as accelerate prepared it (DDP when distributed)
+    optimizer: Any  # as accelerate prepared it: step, zero_grad
+    torch_optimizer: torch.optim.Optimizer  # the optimizer itself, whose state checkpoints hold
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    iterators: dict[str, StreamIterator]  # one per stream, counting the batches consumed
+    samples_per_step: int  # samples of all streams per optimizer step, for throughput
+    start_step: int  # 0, or the step of the checkpoint resumed from
+    latest: Path | None  # the newest valid checkpoint found in output_dir at the start
+    export: nn.Module | None  # fsdp: rank 0's unsharded CPU copy that checkpoints are written from
+    history: list[dict[str, float]]  # logged and validation points so far (kept in checkpoints)
+    best: dict[str, Any] | None  # {"step", "score", "metrics"} of the best validation so far
+    last_checkpoint: Path | None = None  # the last checkpoint this call wrote
+
+
+@dataclass
+class _Window:
+    """Per-step values since the last logged step, and when that window started."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)  # key -> one value per micro-batch or step
+    steps: int = 0  # optimizer steps in the window
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, key: str, value: float) -> None:
+        self.values.setdefault(key, []).append(value)
+
+    def reset(self) -> None:
+        self.values, self.steps, self.started = {}, 0, time.perf_counter()
+
+
+def _due(step: int, every: int, max_steps: int) -> bool:
+    """True every ``every`` steps (0 = never) and at the last step."""
+    return bool(every and step % every == 0) or step == max_steps
+
+
+def _setup(model, objective, streams, config, output_dir, accelerator, evaluate) -> _Run:
+    """Everything before the first step: check the sharding, freeze what ``lr_scales`` zeroes, resume,
+    shard (fsdp), build optimizer and schedule, let accelerate prepare them, open the stream iterators."""
     if accelerator.device.type == "cpu":
         keep_freed_memory()  # activations are reused every step instead of page-faulted in again
-    output_dir = Path(output_dir)
     is_main = accelerator.is_main_process
-    rank = accelerator.process_index
-
     if config.sharding not in SHARDING:
         raise ValueError(f"sharding must be one of {SHARDING}, got {config.sharding!r}")
     fsdp = config.sharding == "fsdp"
@@ -166,98 +232,119 @@ def train(
     if model.training:
         eval_frozen_submodules(model)
 
-    start_step, resumed_from, history, best, state = 0, None, [], None, None
-    latest = ckpt.latest_valid_checkpoint(output_dir)
-    if latest is not None:
-        state = ckpt.load_training_state(latest, model)  # full weights, before any sharding
-        start_step, resumed_from, best = int(state["step"]), str(latest), state.get("best")
+    latest, state = _resume(output_dir, model, streams)
+    start_step, history, best = 0, [], None
+    if state is not None:
+        start_step, best = int(state["step"]), state.get("best")
         history = [h for h in state.get("history", []) if h["step"] <= start_step]
-        for name, stream in streams.items():
-            stream.sampler.start_batch = int(state["data_positions"][name])
-        log.info("resumed from %s at step %d", latest, start_step)
     wrapper = _ObjectiveModule(model, objective)
-    export = None  # fsdp: rank 0's unsharded CPU copy that checkpoints are written from
+    export = None
     if fsdp:
         model.to(accelerator.device)
         export = copy.deepcopy(model).cpu() if is_main else None
         sharding.shard_model(wrapper, model, accelerator.device.type, accelerator.num_processes)
-    groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult, config.lr_scales)
-    optimizer = create_optimizer(groups, config.betas, config.eps)
-    scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)
-    if state is not None:
-        if fsdp:
-            sharding.load_full_optimizer_state(model, optimizer, state["optimizer"])
-        else:
-            optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+    optimizer, scheduler = _optimizer_and_schedule(model, config, state)
     torch_optimizer = optimizer
     if fsdp:  # FSDP reduce-scatters the gradients itself; accelerate must not wrap the model in DDP too
         optimizer = accelerator.prepare(optimizer)
     else:
         wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
-    iterators = {name: StreamIterator(s.loader, s.sampler) for name, s in streams.items()}
-    order = list(streams)
-    samples_per_step = sum(s.samples_per_batch for s in streams.values()) * config.grad_accum_steps
-
-    bar = tqdm(total=config.max_steps, initial=start_step, disable=not (is_main and config.progress), desc="train")
-    window: dict[str, list[float]] = {}
-    t_last, steps_since = time.perf_counter(), 0
-    final_dir = None
-    for step in range(start_step, config.max_steps):
-        torch.manual_seed(sample_seed(config.seed, 1_000_000 + rank, step))  # dropout: per rank, per step
-        for micro in range(config.grad_accum_steps):
-            for i, name in enumerate(order):
-                batch = _to_device(next(iterators[name]), accelerator.device)
-                last = micro == config.grad_accum_steps - 1 and i == len(order) - 1
-                # fsdp reduce-scatters after every backward: a block a later stream skips is synced too
-                with nullcontext() if last or fsdp else accelerator.no_sync(wrapper), accelerator.autocast():
-                    losses = wrapper(batch)
-                loss = losses["loss"] * (streams[name].weight / config.grad_accum_steps)
-                accelerator.backward(loss)
-                for key, value in losses.items():
-                    window.setdefault(f"{name}/{key}", []).append(float(value.detach()))
-        if config.grad_clip > 0:
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-            if hasattr(grad_norm, "full_tensor"):  # fsdp: a DTensor over the shards
-                grad_norm = grad_norm.full_tensor()
-            window.setdefault("grad_norm", []).append(float(grad_norm))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        steps_since += 1
-        done = step + 1
-        if done % config.log_every == 0 or done == config.max_steps:
-            metrics = _mean_over_ranks(accelerator, {k: sum(v) / len(v) for k, v in window.items()})
-            elapsed = time.perf_counter() - t_last
-            metrics["lr"] = scheduler.get_last_lr()[0]
-            metrics["samples_per_s"] = samples_per_step * steps_since / max(elapsed, 1e-9)
-            metrics["step"] = done
-            history.append(metrics)
-            window, t_last, steps_since = {}, time.perf_counter(), 0
-            if is_main:
-                bar.set_postfix(loss=f"{sum(v for k, v in metrics.items() if k.endswith('/loss')):.3f}", lr=f"{metrics['lr']:.2e}", sps=f"{metrics['samples_per_s']:.1f}")
-                if on_log is not None:
-                    on_log(done, metrics)
-        bar.update(1)
-        if evaluate is not None and ((config.eval_every and done % config.eval_every == 0) or done == config.max_steps):
-            best = _validate(accelerator, model, evaluate, done, history, best, output_dir, config, write_metadata, on_log)
-        if (config.checkpoint_every and done % config.checkpoint_every == 0) or done == config.max_steps:
-            final_dir = _checkpoint(accelerator, model, torch_optimizer, scheduler, iterators, history, done, output_dir, config, write_metadata, best, export)
-    bar.close()
-    if final_dir is None and start_step >= config.max_steps and latest is not None:
-        final_dir = latest
-    if is_main:
-        (output_dir / "history.json").write_text(json.dumps(history, indent=1))
-    accelerator.wait_for_everyone()
-    return TrainResult(
-        step=max(start_step, config.max_steps),
+    return _Run(
+        accelerator=accelerator,
+        config=config,
+        output_dir=output_dir,
+        streams=streams,
+        model=model,
+        wrapper=wrapper,
+        optimizer=optimizer,
+        torch_optimizer=torch_optimizer,
+        scheduler=scheduler,
+        iterators={name: StreamIterator(s.loader, s.sampler) for name, s in streams.items()},
+        samples_per_step=sum(s.samples_per_batch for s in streams.values()) * config.grad_accum_steps,
+        start_step=start_step,
+        latest=latest,
+        export=export,
         history=history,
-        final_checkpoint=str(final_dir) if final_dir else None,
-        resumed_from=resumed_from,
-        best_checkpoint=str(output_dir / BEST) if best else None,
-        best_metrics=best["metrics"] if best else None,
-        best_step=best["step"] if best else None,
+        best=best,
     )
+
+
+def _resume(output_dir: Path, model: nn.Module, streams: dict[str, Stream]) -> tuple[Path | None, dict | None]:
+    """Load the newest valid checkpoint of ``output_dir`` (full weights, before any sharding) and move every
+    stream's sampler to its recorded position; ``(None, None)`` when there is none."""
+    latest = ckpt.latest_valid_checkpoint(output_dir)
+    if latest is None:
+        return None, None
+    state = ckpt.load_training_state(latest, model)
+    for name, stream in streams.items():
+        stream.sampler.start_batch = int(state["data_positions"][name])
+    log.info("resumed from %s at step %d", latest, int(state["step"]))
+    return latest, state
+
+
+def _optimizer_and_schedule(model: nn.Module, config: LoopConfig, state: dict | None):
+    """AdamW over ``param_groups`` and the warm-up/decay schedule, with their resumed state if any."""
+    groups = param_groups(model, config.lr, config.weight_decay, config.new_param_prefixes, config.lr_mult, config.lr_scales)
+    optimizer = create_optimizer(groups, config.betas, config.eps)
+    scheduler = linear_warmup_decay(optimizer, warmup_steps_of(config.warmup, config.max_steps), config.max_steps)
+    if state is not None:
+        if config.sharding == "fsdp":
+            sharding.load_full_optimizer_state(model, optimizer, state["optimizer"])
+        else:
+            optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    return optimizer, scheduler
+
+
+def _train_step(run: _Run, step: int, window: _Window) -> None:
+    """One optimizer step: ``grad_accum_steps`` batches of every stream, gradient clip, optimizer and
+    scheduler step; losses (and the gradient norm) go to ``window``."""
+    config, accelerator = run.config, run.accelerator
+    torch.manual_seed(sample_seed(config.seed, 1_000_000 + accelerator.process_index, step))  # dropout: per rank, per step
+    names = list(run.streams)
+    for micro in range(config.grad_accum_steps):
+        for i, name in enumerate(names):
+            last = micro == config.grad_accum_steps - 1 and i == len(names) - 1
+            _forward_backward(run, name, last, window)
+    if config.grad_clip > 0:
+        grad_norm = accelerator.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):  # fsdp: a DTensor over the shards
+            grad_norm = grad_norm.full_tensor()
+        window.add("grad_norm", float(grad_norm))
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    window.steps += 1
+
+
+def _forward_backward(run: _Run, name: str, last: bool, window: _Window) -> None:
+    """Back-propagate ``stream weight * loss / grad_accum_steps`` of stream ``name``'s next batch; DDP
+    all-reduces the accumulated gradients on the step's ``last`` micro-batch only."""
+    accelerator, fsdp = run.accelerator, run.config.sharding == "fsdp"
+    batch = _to_device(next(run.iterators[name]), accelerator.device)
+    # fsdp reduce-scatters after every backward: a block a later stream skips is synced too
+    with nullcontext() if last or fsdp else accelerator.no_sync(run.wrapper), accelerator.autocast():
+        losses = run.wrapper(batch)
+    loss = losses["loss"] * (run.streams[name].weight / run.config.grad_accum_steps)
+    accelerator.backward(loss)
+    for key, value in losses.items():
+        window.add(f"{name}/{key}", float(value.detach()))
+
+
+def _log_step(run: _Run, step: int, window: _Window, bar, on_log) -> None:
+    """Append the window's means (over its entries and over ranks), the learning rate and the throughput
+    to the history as the point of ``step``, start a new window, and show/report the point on rank 0."""
+    metrics = _mean_over_ranks(run.accelerator, {k: sum(v) / len(v) for k, v in window.values.items()})
+    elapsed = time.perf_counter() - window.started
+    metrics["lr"] = run.scheduler.get_last_lr()[0]
+    metrics["samples_per_s"] = run.samples_per_step * window.steps / max(elapsed, 1e-9)
+    metrics["step"] = step
+    run.history.append(metrics)
+    window.reset()
+    if run.accelerator.is_main_process:
+        bar.set_postfix(loss=f"{sum(v for k, v in metrics.items() if k.endswith('/loss')):.3f}", lr=f"{metrics['lr']:.2e}", sps=f"{metrics['samples_per_s']:.1f}")
+        if on_log is not None:
+            on_log(step, metrics)
 
 
 def _mean_over_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]:
@@ -265,58 +352,94 @@ def _mean_over_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]
     return dict(zip(metrics, accelerator.reduce(values, "mean").tolist()))
 
 
-BEST = "best"
 
-
-def _validate(accelerator, model, evaluate, step, history, best, output_dir, config, write_metadata, on_log):
-    """Run ``evaluate`` on rank 0; keep ``output_dir/best`` when the selection metric improves."""
+def _validate(run: _Run, step: int, evaluate, write_metadata, on_log) -> None:
+    """Run ``evaluate`` on rank 0, add its ``val/*`` metrics to the history and keep ``output_dir/best``
+    when the selection metric improves (every rank waits for it)."""
+    accelerator = run.accelerator
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            metrics = {f"val/{k}": float(v) for k, v in evaluate(model, step).items()}
-        model.train(was_training)
-        if was_training:
-            eval_frozen_submodules(model)
-        history.append({"step": step, **metrics})
+        metrics = _evaluate(run.model, evaluate, step)
+        run.history.append({"step": step, **metrics})
         if on_log is not None:
             on_log(step, metrics)
-        key = f"val/{config.select_metric}" if config.select_metric else None
-        if key is not None and key not in metrics:
-            raise KeyError(f"select_metric {config.select_metric!r} not among validation metrics {sorted(metrics)}")
-        better = best is None or key is None or (metrics[key] > best["score"] if config.select_mode == "max" else metrics[key] < best["score"])
-        if better:
-            best = {"step": step, "score": metrics[key] if key else float(step), "metrics": metrics}
-            ckpt.save_training_checkpoint(output_dir / BEST, model, {"step": step, "best": best}, write_metadata)
-            log.info("step %d: new best %s", step, {k: round(v, 4) for k, v in metrics.items()})
+        _keep_if_best(run, step, metrics, write_metadata)
     accelerator.wait_for_everyone()
-    return best
 
 
-def _checkpoint(accelerator, model, optimizer, scheduler, iterators, history, step, output_dir, config, write_metadata, best=None, export=None) -> Path:
-    """Write ``checkpoint-<step>``; with fsdp (``export`` set on rank 0) the full state is gathered first."""
-    directory = ckpt.checkpoint_dir(output_dir, step)
+def _evaluate(model: nn.Module, evaluate, step: int) -> dict[str, float]:
+    """``evaluate(model, step)`` in eval mode without gradients, as ``val/<name>`` floats; the model's
+    mode is restored afterwards (frozen submodules stay in eval mode)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        metrics = {f"val/{k}": float(v) for k, v in evaluate(model, step).items()}
+    model.train(was_training)
+    if was_training:
+        eval_frozen_submodules(model)
+    return metrics
+
+
+def _keep_if_best(run: _Run, step: int, metrics: dict[str, float], write_metadata) -> None:
+    """Save the weights to ``output_dir/best`` when ``metrics`` beat the best so far on ``select_metric``
+    (every validation wins without one, so ``best`` is then the last)."""
+    config, best = run.config, run.best
+    key = f"val/{config.select_metric}" if config.select_metric else None
+    if key is not None and key not in metrics:
+        raise KeyError(f"select_metric {config.select_metric!r} not among validation metrics {sorted(metrics)}")
+    better = best is None or key is None or (metrics[key] > best["score"] if config.select_mode == "max" else metrics[key] < best["score"])
+    if better:
+        run.best = {"step": step, "score": metrics[key] if key else float(step), "metrics": metrics}
+        ckpt.save_training_checkpoint(run.output_dir / BEST, run.model, {"step": step, "best": run.best}, write_metadata)
+        log.info("step %d: new best %s", step, {k: round(v, 4) for k, v in metrics.items()})
+
+
+def _checkpoint(run: _Run, step: int, write_metadata) -> None:
+    """Write ``checkpoint-<step>`` (weights and training state) and prune old ones; with fsdp the full
+    state is gathered first and written from rank 0's unsharded copy."""
+    accelerator, config = run.accelerator, run.config
+    directory = ckpt.checkpoint_dir(run.output_dir, step)
     accelerator.wait_for_everyone()
+    model = run.model
     if config.sharding == "fsdp":
-        weights = sharding.full_model_state(model)  # collective
-        optimizer_state = sharding.full_optimizer_state(model, optimizer)
-        if export is not None:
-            sharding.load_full_model_state(export, weights)
-        model = export
+        weights = sharding.full_model_state(run.model)  # collective
+        optimizer_state = sharding.full_optimizer_state(run.model, run.torch_optimizer)
+        if run.export is not None:
+            sharding.load_full_model_state(run.export, weights)
+        model = run.export
     else:
-        optimizer_state = optimizer.state_dict() if accelerator.is_main_process else None
+        optimizer_state = run.torch_optimizer.state_dict() if accelerator.is_main_process else None
     if accelerator.is_main_process:
         state = {
             "step": step,
             "optimizer": optimizer_state,
-            "scheduler": scheduler.state_dict(),
-            "data_positions": {name: it.consumed for name, it in iterators.items()},
+            "scheduler": run.scheduler.state_dict(),
+            "data_positions": {name: it.consumed for name, it in run.iterators.items()},
             "seed": config.seed,
-            "history": history,
-            "best": best,
+            "history": run.history,
+            "best": run.best,
         }
         ckpt.save_training_checkpoint(directory, model, state, write_metadata)
-        ckpt.prune_checkpoints(output_dir, config.keep_last)
+        ckpt.prune_checkpoints(run.output_dir, config.keep_last)
     accelerator.wait_for_everyone()
-    return directory
+    run.last_checkpoint = directory
+
+
+def _finish(run: _Run) -> TrainResult:
+    """Write ``history.json`` (rank 0) and the result; a run already at ``max_steps`` returns its newest checkpoint."""
+    config, output_dir, best = run.config, run.output_dir, run.best
+    final_dir = run.last_checkpoint
+    if final_dir is None and run.start_step >= config.max_steps and run.latest is not None:
+        final_dir = run.latest
+    if run.accelerator.is_main_process:
+        (output_dir / "history.json").write_text(json.dumps(run.history, indent=1))
+    run.accelerator.wait_for_everyone()
+    return TrainResult(
+        step=max(run.start_step, config.max_steps),
+        history=run.history,
+        final_checkpoint=str(final_dir) if final_dir else None,
+        resumed_from=str(run.latest) if run.latest is not None else None,
+        best_checkpoint=str(output_dir / BEST) if best else None,
+        best_metrics=best["metrics"] if best else None,
+        best_step=best["step"] if best else None,
+    )

@@ -1,4 +1,4 @@
-"""AdamW parameter groups and the linear warm-up / linear decay schedule (xfm_spec 2.6)."""
+"""AdamW parameter groups and the linear warm-up / linear decay schedule (docs/xfm.md#optimizer)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
+
+from xfm_pipeline.model.frozen import is_frozen
 
 # Parameters matched by these name fragments are never decayed, whatever their rank.
 NO_DECAY_NAMES = ("relative_position_bias_table", "pos_embed", "cls_token", "mask_token", "temp")
@@ -65,12 +67,6 @@ def freeze_zero_scaled(model: nn.Module, lr_scales: Mapping[str, float] | None) 
         if name in frozen:
             param.requires_grad_(False)
     return frozen
-
-
-def is_frozen(module: nn.Module) -> bool:
-    """True when ``module`` has parameters and none of them is trained."""
-    params = list(module.parameters())
-    return bool(params) and not any(p.requires_grad for p in params)
 
 
 def eval_frozen_submodules(model: nn.Module) -> list[str]:
