@@ -38,13 +38,15 @@ def save_training_checkpoint(
     write_metadata: Callable[[Path, torch.nn.Module], None] | None = None,
 ) -> Path:
     """Atomically write ``model`` weights, ``state`` (optimizer, scheduler, step, positions) and metadata
-    (``write_metadata(directory, model)``)."""
+    (``write_metadata(directory, model)``). A ``write_metadata`` that writes the weights itself (a model or
+    task checkpoint writer, through the same ``save_weights``) is not followed by a second write of them."""
     from xfm_pipeline.model.checkpoint import save_weights
 
     def write(tmp: Path) -> None:
         if write_metadata is not None:
             write_metadata(tmp, model)
-        save_weights(model, tmp / WEIGHTS)
+        if not (tmp / WEIGHTS).is_file():
+            save_weights(model, tmp / WEIGHTS)
         torch.save(state, tmp / STATE)
 
     return atomic_directory_write(directory, write)
