@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make demo   create .venv and run the main job on the embedded default (generated data, tiny model, CPU)
 #   make test   create .venv, install Debian's chromium if missing (Kedro-Viz browser test) and run the test suite
+#   make test-fast  the unit tier of the suite only (pytest -m unit)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -16,7 +17,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: env browser demo test bench clean
+.PHONY: env browser demo test test-fast bench clean
 
 env: $(STAMP)
 
@@ -49,6 +50,10 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The unit tier only (no subprocesses, servers, browser or base preset): about 2-3 minutes on 2 cores.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pretrain_step.py

@@ -1,4 +1,4 @@
-"""Shared fixtures: offline environment, a session-wide tiny model."""
+"""Shared fixtures (offline environment, tiny models, a generated shapes world) and the test tiers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,61 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+# ------------------------------------------------------------------------------------------------ tiers
+# Every test gets exactly one tier (markers registered in pyproject.toml): an explicit @pytest.mark.<tier>
+# (function, class or module ``pytestmark``) wins; else a test using a SYSTEM_FIXTURES fixture is a system
+# test; else its directory's default below; else unit. `make test-fast` runs `-m unit`.
+TIERS = ("unit", "integration", "system")
+DIRECTORY_TIERS = {
+    "readme": "system",  # README commands: kedro, dvc, mlflow, make subprocesses and servers
+    "dvc": "system",  # `dvc repro` of the whole chain
+    "notebooks": "system",  # a Jupyter kernel runs the walkthrough
+    "viz": "system",  # `kedro viz` subprocesses and headless Chromium
+    "jobs": "integration",  # pretraining jobs: data, model, objectives and the loop together
+}
+SYSTEM_FIXTURES = frozenset({"base_model"})  # builds the 327M-parameter base preset
+TESTS = Path(__file__).resolve().parent
+
+
+def tier_of(item: pytest.Item) -> tuple[str, bool]:
+    """``(tier, explicit)`` of a collected test.
+
+    Raises:
+        pytest.UsageError: the test is marked with more than one tier.
+    """
+    explicit = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+    if len(explicit) > 1:
+        raise pytest.UsageError(f"{item.nodeid}: marked with several tiers {sorted(explicit)}; give it exactly one")
+    if explicit:
+        return explicit.pop(), True
+    if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "system", False
+    parts = item.path.resolve().relative_to(TESTS).parts
+    return (DIRECTORY_TIERS.get(parts[0], "unit") if len(parts) > 1 else "unit"), False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every test without an explicit tier its default one (see ``tier_of``)."""
+    for item in items:
+        tier, explicit = tier_of(item)
+        if not explicit:
+            item.add_marker(tier)
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def shapes_world(tmp_path_factory):
+    """A temporary Kedro project with a small shapes world generated and validated (``data_ingestion`` and
+    ``data_validation`` run in-process, ~15 s): the validated records and images of the task and notebook
+    tests. Nothing is written into the repository's ``data/``."""
+    from kedro_project import make_demo_world
+
+    return make_demo_world(tmp_path_factory.mktemp("shapes_world") / "project")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""pre_caption / pre_question (xfm_spec 2.5, 3.3) and the tokenisation helper."""
+"""pre_caption / pre_question (docs/xfm.md#inputs-and-augmentation, docs/xfm.md#vqa) and the tokenisation helper."""
 
 from __future__ import annotations
 

@@ -86,6 +86,7 @@ def _run(world: World, tmp_path: Path, raw_overrides: dict, pipeline=None, **par
     return tmp_path / "data"
 
 
+@pytest.mark.integration  # the validation pipeline run on a catalog
 def test_run_publishes_valid_records_quarantines_the_rest_and_reports(world: World, tmp_path: Path):
     vqa_train = world.copy("vqa_train")
     vqa_train[1]["image"] = "train/missing.jpg"
@@ -108,6 +109,7 @@ def test_run_publishes_valid_records_quarantines_the_rest_and_reports(world: Wor
         assert sum(u["valid"] + u["quarantined"] for u in unit_counts) == sum(u["records"] for u in unit_counts), name
 
 
+@pytest.mark.integration  # the validation pipeline run on a catalog
 def test_run_under_fail_policy_writes_the_report_then_stops(world: World, tmp_path: Path):
     vqa_test = world.copy("vqa_test")
     vqa_test[2]["answer_type"] = "colour"

@@ -68,8 +68,25 @@ def _shrink(conf: Path) -> None:
     _update(conf / "parameters_pretrain.yml", pretrain)
     _update(conf / "parameters_pretrain_vision.yml", pretrain)
     _update(conf / "parameters_pretrain_bbox.yml", pretrain)
-    for path in conf.glob("parameters_finetune_*.yml"):
-        _update(path, lambda d: [params.update({k: v for k, v in MINI_TRAINING.items() if not (k == "max_steps" and params.get("max_steps") == 0)}) for params in d.values()])
+    _update(conf / "parameters_finetune.yml", _shrink_finetune)
+
+
+def _shrink_finetune(blocks: dict) -> None:
+    """Every layer of parameters_finetune.yml: batch sizes and steps of MINI_TRAINING wherever a layer sets
+    them (the defaults always), evaluation-only pipelines (``max_steps: 0``) left so."""
+    for name, block in blocks.items():
+        if block is None:
+            blocks[name] = block = {}
+        if name == "finetune_defaults":
+            block.update(batch_size=None, eval_batch_size=None)
+            block["loop"] = {**(block.get("loop") or {}), "max_steps": None, "eval_every": None}
+        for key in ("batch_size", "eval_batch_size"):
+            if key in block:
+                block[key] = MINI_TRAINING[key]
+        loop = block.get("loop") or {}
+        for key in ("max_steps", "eval_every"):
+            if key in loop and loop[key] != 0:
+                loop[key] = MINI_TRAINING[key]
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -96,7 +113,7 @@ def project(tmp_path_factory) -> Iterator[Path]:
     shutil.rmtree(copy.parent, ignore_errors=True)  # a few GB of checkpoints, training states and DVC cache
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(3600)  # the whole chain three times, every stage a `kedro run` subprocess
 def test_dvc_repro_runs_the_chain_then_does_nothing_then_only_the_changed_task(project):
     _run(["dvc", "repro"], project)
     metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], project))
@@ -109,8 +126,8 @@ def test_dvc_repro_runs_the_chain_then_does_nothing_then_only_the_changed_task(p
     second = _run(["dvc", "repro"], project)
     assert "Running stage" not in second, second[-2000:]
 
-    _update(project / "conf/base/parameters_finetune_glue_imagenet.yml", lambda d: d["finetune_glue_rte"].update(seed=7))
-    assert "finetune@finetune_glue_rte" in _run(["dvc", "status"], project)
+    _update(project / "conf/base/parameters_finetune.yml", lambda d: d.update(finetune_glue_rte={**(d["finetune_glue_rte"] or {}), "loop": {"seed": 7}}))
+    assert "finetune_glue_rte" in _run(["dvc", "status"], project)
     third = _run(["dvc", "repro"], project)  # the task reruns; its new history (losses) reruns the report
     rerun = sorted(line.split("'")[1] for line in third.splitlines() if line.startswith("Running stage"))
-    assert rerun == ["finetune@finetune_glue_rte", "report"], third[-2000:]
+    assert rerun == ["finetune_glue_rte", "report"], third[-2000:]

@@ -63,6 +63,8 @@ def test_a_new_run_prunes_older_run_directories_and_keep_runs_is_not_part_of_the
     assert Path(again["final_checkpoint"]).parent == second_dir and again["resumed_from"] is not None
 
 
+@pytest.mark.system  # torchrun, 2 processes
+@pytest.mark.timeout(600)  # ~100 s each on a busy 2-core machine
 @pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
 def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_path, sharding):
     # ITM draws hard negatives from the LOCAL batch (as the paper does), so a 2-process run legitimately
@@ -86,6 +88,8 @@ def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_p
     assert sum(not torch.equal(a[k], init[k]) for k in a if k in init) > 50  # the runs really trained
 
 
+@pytest.mark.system  # a worker subprocess, killed
+@pytest.mark.timeout(900)  # three runs and a kill: ~230 s on a busy 2-core machine
 def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tmp_path):
     full = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "full", steps=4, checkpoint_every=2)))
     job = tmp_path / "job.json"
@@ -113,6 +117,8 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
         torch.testing.assert_close(b[key], a[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
 
 
+@pytest.mark.system  # torchrun, 2 processes
+@pytest.mark.timeout(600)  # two 2-process launches: ~55 s on a busy 2-core machine
 def test_fsdp_run_resumes_from_its_gathered_checkpoint(pretrain_world, init_dir, tmp_path):
     streams, objectives = ("image_text", "text_only"), {"itm": 0.0}
     dist = DistributedConfig(nproc_per_node=2, rdzv_endpoint="127.0.0.1:29534")
@@ -131,6 +137,7 @@ def test_fsdp_run_resumes_from_its_gathered_checkpoint(pretrain_world, init_dir,
         torch.testing.assert_close(again[key], first[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
 
 
+@pytest.mark.unit  # argument checks of the loop, nothing runs
 def test_fsdp_refuses_a_validation_callback(tmp_path):
     from xfm_pipeline.training.loop import LoopConfig, train
 
@@ -172,13 +179,12 @@ def test_the_shipped_box_stage_trains_only_the_fusion_encoder_and_the_pointer(pr
     assert any(name.startswith("bbox_pointer.") for name in changed) and any(".crossattention." in name for name in changed)
 
 
+@pytest.mark.unit  # nothing is launched
 def test_a_vision_warm_up_of_zero_steps_passes_the_init_checkpoint_through(init_dir):
-    from xfm_pipeline.model.checkpoint import Checkpoint, load_checkpoint_tokenizer, load_pretrained
     from xfm_pipeline.pipelines.pretrain.nodes import pretrain_vision
 
-    init = Checkpoint(model=load_pretrained(init_dir), tokenizer=load_checkpoint_tokenizer(init_dir), extra={"source": "test"})
-    checkpoint, metrics, history = pretrain_vision(init, {"loop": {"max_steps": 0}}, "unused")
-    assert checkpoint.model is init.model and checkpoint.extra == {"source": "test", "stage": "pretrain_vision", "step": 0}
+    checkpoint, metrics, history = pretrain_vision(str(init_dir), {"loop": {"max_steps": 0}}, "unused", None)
+    assert checkpoint == str(init_dir)  # the init checkpoint's directory, untouched
     assert metrics == {"step": 0, "resumed_from": None, "losses": {}} and history == []
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from xfm_pipeline.jobs import resume
 from xfm_pipeline.jobs.resume import code_fingerprint, prune_runs, run_directory
+
+pytestmark = pytest.mark.unit  # run-directory bookkeeping on small files, no job runs
 
 
 def _runs(root, names_and_mtimes):

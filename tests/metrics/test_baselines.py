@@ -109,10 +109,11 @@ def test_frequent_captions_normalise_and_rank_by_count():
         frequent_captions([], 3)
 
 
-def test_blind_baselines_benchmark_reads_the_annotation_files(tmp_path, benchmark_module):
+def test_blind_baselines_benchmark_reads_the_annotation_files(tmp_path, benchmark_module, monkeypatch):
     import json
 
     bench = benchmark_module("blind_baselines")
+    monkeypatch.setattr("xfm_pipeline.metrics.captioning.java_available", lambda: False)  # METEOR: tests/metrics/test_captioning_metric.py
 
     refs = [
         {"bbox": [0, 0, 10, 10], "split": "train"},

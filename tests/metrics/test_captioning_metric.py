@@ -1,8 +1,8 @@
-"""COCO caption metrics (pycocoevalcap) on hand-made captions with known answers (xfm_spec 3.5 and 4).
+"""COCO caption metrics (pycocoevalcap) on hand-made captions with known answers (docs/xfm.md#caption-metrics).
 
 Most tests use the pure-Python tokenizer and no METEOR so they run in milliseconds; the Java path
-(PTBTokenizer, METEOR) is exercised by the tests marked ``needs_java``; the one METEOR run is also
-marked ``slow``.
+(PTBTokenizer, METEOR) is exercised by the tests marked ``needs_java``: system tests (a Java subprocess),
+skipped where ``java`` is missing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ import pytest
 from xfm_pipeline.metrics import captioning
 from xfm_pipeline.metrics.captioning import caption_metrics, java_available, ptb_tokenize, simple_tokenize
 
-needs_java = pytest.mark.skipif(not java_available(), reason="`java` is not on PATH: PTBTokenizer and METEOR cannot run")
+
+def needs_java(test):
+    """A system test: runs the Java PTBTokenizer / METEOR in a subprocess; skipped when ``java`` is missing."""
+    skip = pytest.mark.skipif(not java_available(), reason="`java` is not on PATH: PTBTokenizer and METEOR cannot run")
+    return pytest.mark.system(skip(test))
+
 
 REFS = {
     1: ["a man riding a horse on a beach", "a person rides a horse along the shore", "a rider on a brown horse near the ocean"],
@@ -27,8 +32,7 @@ BAD = {1: "a plate of food on a table", 2: "a cat sleeping on a couch", 3: "a ma
 FAST = {"tokenizer": "python", "meteor": False}
 
 
-@pytest.mark.slow  # METEOR's JVM loads a 60 MB paraphrase table: 10-30 s on a busy 2-core machine
-@needs_java
+@needs_java  # METEOR's JVM loads a 60 MB paraphrase table: 10-30 s on a busy 2-core machine
 def test_identical_captions_score_perfectly_with_ptb_and_meteor():
     out = caption_metrics(IDENTICAL, REFS)  # auto: Java PTB tokenizer and METEOR
     assert list(out) == ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider"]

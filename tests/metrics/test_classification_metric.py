@@ -1,4 +1,4 @@
-"""Top-k and plain accuracy on hand-made scores (ImageNet / NLVR2, xfm_spec 3.2, 3.7 and 4)."""
+"""Top-k and plain accuracy on hand-made scores (ImageNet / NLVR2, docs/xfm.md#classification-accuracy)."""
 
 from __future__ import annotations
 

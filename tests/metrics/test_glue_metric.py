@@ -1,4 +1,4 @@
-"""GLUE metrics against hand computation from the confusion matrix / definitions (xfm_spec 3.6 and 4)."""
+"""GLUE metrics against hand computation from the confusion matrix / definitions (docs/xfm.md#glue-metrics)."""
 
 from __future__ import annotations
 

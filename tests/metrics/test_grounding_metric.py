@@ -1,4 +1,4 @@
-"""Grounding IoU (X-FM's pixel-inclusive ``computeIoU``) and Acc@0.5 on hand-made boxes (xfm_spec 3.4)."""
+"""Grounding IoU (X-FM's pixel-inclusive ``computeIoU``) and Acc@0.5 on hand-made boxes (docs/xfm.md#grounding-accuracy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retrieval recall on hand-made score matrices with known ranks (xfm_spec 3.1 and 4)."""
+"""Retrieval recall on hand-made score matrices with known ranks (docs/xfm.md#retrieval-recall)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VQA accuracy per question type and per answer type, as ``vqaEval.py`` reports them (xfm_spec 4)."""
+"""VQA accuracy per question type and per answer type, as ``vqaEval.py`` reports them (docs/xfm.md#vqa-accuracy)."""
 
 from __future__ import annotations
 

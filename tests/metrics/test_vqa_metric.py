@@ -1,4 +1,4 @@
-"""Official VQA accuracy on hand-made cases with known answers (xfm_spec 4)."""
+"""Official VQA accuracy on hand-made cases with known answers (docs/xfm.md#vqa-accuracy)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from xfm_pipeline.model import XFM, load_checkpoint_tokenizer, save_pretrained
+from xfm_pipeline.model import load_checkpoint_tokenizer, save_pretrained
 from xfm_pipeline.model.checkpoint import CheckpointError, atomic_directory_write, load_pretrained
 from xfm_pipeline.model.text import load_tokenizer
 
@@ -22,8 +22,8 @@ def _outputs(model):
 
 def test_round_trip_is_exact(tiny_model, tmp_path):
     tokenizer = load_tokenizer("all-minilm-l6-v2")
-    tiny_model.save_pretrained(tmp_path / "ckpt", tokenizer=tokenizer)
-    loaded = XFM.from_pretrained(tmp_path / "ckpt").eval()
+    save_pretrained(tiny_model, tmp_path / "ckpt", tokenizer=tokenizer)
+    loaded = load_pretrained(tmp_path / "ckpt").eval()
     ours, theirs = tiny_model.state_dict(), loaded.state_dict()
     assert ours.keys() == theirs.keys()
     for key in ours:

@@ -1,20 +1,15 @@
 """Import of the official X-FM checkpoint: key map against the recorded table, file round trip, resizing."""
 
-import csv
-from pathlib import Path
-
 import pytest
 import torch
 
 from xfm_pipeline.model import XFM, build_config, convert_official_state_dict, load_official_checkpoint
 from xfm_pipeline.model.official import resize_rel_pos_table
 
-KEYS_TSV = Path(__file__).resolve().parents[3] / "shared" / "xfm_base_state_dict_keys.tsv"
 
-
-def _official_meta_state_dict():
-    rows = csv.DictReader(KEYS_TSV.open(), delimiter="\t")
-    return {r["name"]: torch.empty(eval(r["shape"]), device="meta") for r in rows}  # noqa: S307 - "[1, 768]"
+def _official_meta_state_dict(key_shapes: dict) -> dict:
+    """The official checkpoint's state dict as meta tensors of the recorded shapes."""
+    return {name: torch.empty(shape, device="meta") for name, shape in key_shapes.items()}
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +18,8 @@ def base_on_meta():
         return XFM(build_config("base"))
 
 
-def test_every_official_key_is_mapped_or_skipped_with_a_reason(base_on_meta):
-    official = _official_meta_state_dict()
+def test_every_official_key_is_mapped_or_skipped_with_a_reason(base_on_meta, official_key_shapes):
+    official = _official_meta_state_dict(official_key_shapes)
     assert len(official) == 771
     mapped, report = convert_official_state_dict(official, base_on_meta)
     assert report.unexpected == [] and report.missing == [] and report.resized == []
@@ -40,10 +35,10 @@ def test_every_official_key_is_mapped_or_skipped_with_a_reason(base_on_meta):
     assert mapped["text_encoder.roberta.encoder.layer.0.attention.self.query.weight"].shape == (768, 768)
 
 
-def test_base_at_384_resizes_every_relative_position_table():
+def test_base_at_384_resizes_every_relative_position_table(official_key_shapes):
     with torch.device("meta"):
         model = XFM(build_config("base", {"vision": {"image_size": 384}}))
-    official = {k: v for k, v in _official_meta_state_dict().items() if k.startswith("vision_encoder.")}
+    official = {k: v for k, v in _official_meta_state_dict(official_key_shapes).items() if k.startswith("vision_encoder.")}
     official = {k: torch.randn(v.shape) if "relative_position_bias_table" in k else v for k, v in official.items()}
     mapped, report = convert_official_state_dict(official, model)
     assert len(report.resized) == 12

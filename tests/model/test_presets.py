@@ -6,7 +6,7 @@ import torch
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.model import PRESETS, XFM, build_config
 
-PAPER_BASE_PARAMETERS = 327_295_353  # xfm_spec section 5: the paper's "327M"
+PAPER_BASE_PARAMETERS = 327_295_353  # the paper's "327M" (docs/xfm.md#parameter-count)
 
 
 def _forward_shapes(model: XFM, batch: int, seq: int = 12) -> None:
@@ -48,12 +48,12 @@ def test_small_forward_shapes():
     _forward_shapes(XFM(build_config("small")).eval(), batch=2)
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_base_forward_shapes(base_model):
     _forward_shapes(base_model, batch=1)
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_base_parameter_count_is_the_papers(base_model):
     per_part = {name: sum(p.numel() for p in m.parameters()) for name, m in base_model.named_children()}
     assert per_part["bbox_pointer"] == 2 * (768 * 256 + 256) + (1536 * 3072 + 3072) + 2 * 3072 + (3072 * 4 + 4)  # not in X-FM

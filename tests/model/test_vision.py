@@ -1,15 +1,10 @@
 """The BEiT-v2 style vision encoder: X-FM pooling order, MIM mask token, region pooling, key layout."""
 
-import csv
-from pathlib import Path
-
 import pytest
 import torch
 
 from xfm_pipeline.model.config import VisionConfig
 from xfm_pipeline.model.vision import VisionEncoder, region_pool
-
-KEYS_TSV = Path(__file__).resolve().parents[3] / "shared" / "xfm_base_state_dict_keys.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +48,12 @@ def test_region_pool_weights_the_region_patches():
     torch.testing.assert_close(pooled[:, 1:], embeds[:, 1:])
 
 
-def test_key_layout_matches_official_vision_encoder():
+def test_key_layout_matches_official_vision_encoder(official_key_shapes):
     official = {}
-    for row in csv.DictReader(KEYS_TSV.open(), delimiter="\t"):
+    for name, shape in official_key_shapes.items():
         # relative_position_index is a buffer the official code saves; timm regenerates it (non-persistent)
-        if row["name"].startswith("vision_encoder.") and not row["name"].endswith("relative_position_index"):
-            official[row["name"][len("vision_encoder.") :]] = tuple(eval(row["shape"]))  # noqa: S307 - shapes like [1, 768]
+        if name.startswith("vision_encoder.") and not name.endswith("relative_position_index"):
+            official[name[len("vision_encoder.") :]] = shape
     with torch.device("meta"):
         base = VisionEncoder(VisionConfig())
     ours = {k: tuple(v.shape) for k, v in base.state_dict().items()}

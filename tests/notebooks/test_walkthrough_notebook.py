@@ -3,12 +3,12 @@
 The notebook's ``parameters`` cell is replaced (no papermill) so that it uses the session's tiny
 checkpoint and a temporary task-checkpoint directory holding two untrained task checkpoints (grounding
 and VQA, written with ``write_task_checkpoint``): every other task must then be reported as skipped
-with the command that produces it.
+with the command that produces it. The notebook runs in the session's temporary Kedro project
+(``shapes_world``): its catalog reads the generated world there, and nothing is written into the repository.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import sys
@@ -19,19 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "walkthrough.ipynb"
-IMAGE_ROOT = str(REPO / "data" / "01_raw" / "shapes_world" / "images")
 PRESENT = ("finetune_grounding", "finetune_vqa")  # task checkpoints written for the run
-
-
-def _demo_data_fixture():
-    """``demo_data`` of tests/tasks/conftest.py: builds the validated shapes world and the init checkpoint when missing."""
-    spec = importlib.util.spec_from_file_location("_tasks_conftest_for_notebooks", REPO / "tests" / "tasks" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.demo_data
-
-
-demo_data = _demo_data_fixture()  # autouse, session scope
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +71,7 @@ def _venv_jupyter_path(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def executed(tiny_checkpoint_without_dropout, task_checkpoints, tmp_path_factory):
+def executed(tiny_checkpoint_without_dropout, task_checkpoints, shapes_world, tmp_path_factory):
     """The notebook executed with nbclient; (notebook, seconds)."""
     import nbformat
     from nbclient import NotebookClient
@@ -100,7 +88,7 @@ def executed(tiny_checkpoint_without_dropout, task_checkpoints, tmp_path_factory
     tagged[0].source = f"CHECKPOINT_DIR = {str(tiny_checkpoint_without_dropout)!r}\nTASK_CHECKPOINTS = {str(task_checkpoints)!r}\nN_EXAMPLES = 2\n"
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(shapes_world.root)}}).execute()
     finally:
         mp.undo()
     return nb, time.perf_counter() - start

@@ -67,6 +67,7 @@ def test_one_process_gather_is_the_identity():
     assert gather_features(x) is x
 
 
+@pytest.mark.system  # two spawned gloo processes
 @pytest.mark.parametrize("name", ["hard", "soft"])
 def test_two_rank_itc_equals_the_global_batch_computation(two_rank_results, name):
     image_tower, text_tower, x_image, x_text = _setup()

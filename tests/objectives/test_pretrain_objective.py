@@ -11,6 +11,8 @@ from xfm_pipeline.model.text import load_tokenizer
 from xfm_pipeline.objectives import ObjectiveWeights, XFMPretrainObjective, bbox_loss, itc_loss, pointer_loss
 from xfm_pipeline.objectives.pretrain import duplicate_pair_ids
 
+pytestmark = pytest.mark.integration  # the whole pretraining objective on the real tiny model, every stream
+
 TEXTS = [
     "a red circle left of a blue square",
     "a green triangle",

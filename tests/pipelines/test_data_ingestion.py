@@ -4,11 +4,11 @@ direct writer's files; the ``real`` switch refuses to overwrite; parameters are 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from kedro_project import make_project, run_pipelines
 
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.pipelines.data_ingestion.nodes import RealSourceError, generate_shapes_world
@@ -57,26 +57,15 @@ def test_raw_catalog_image_entries_can_save_jpeg(tmp_path):
         assert (tmp_path / name / "train/x/000001.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
-def test_kedro_session_writes_the_raw_layer(tmp_path, monkeypatch):
-    from kedro.framework.project import configure_project
-    from kedro.framework.session import KedroSession
-
+@pytest.mark.integration  # the pipeline in a Kedro session
+def test_kedro_session_writes_the_raw_layer(tmp_path):
     from xfm_pipeline.data import formats
     from xfm_pipeline.data.shapes_world import generate_shapes_world as generate
     from xfm_pipeline.data.shapes_world import shapes_world_config, write_shapes_world
 
-    shutil.copytree(REPO / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "conf" / "local" / "parameters_data_ingestion.yml").write_text(
-        yaml.safe_dump({"data_ingestion": {"shapes_world": {"seed": 5, **TINY}}})
-    )
-    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    monkeypatch.chdir(tmp_path)
-    # the package is installed: configure it directly (bootstrap_project wants the sources under tmp_path)
-    configure_project("xfm_pipeline")
-    with KedroSession.create(project_path=tmp_path) as session:
-        session.run(pipeline_names=["data_ingestion"])
-    raw = tmp_path / "data/01_raw/shapes_world"
+    project = make_project(tmp_path / "project", {"parameters_data_ingestion.yml": {"data_ingestion": {"shapes_world": {"seed": 5, **TINY}}}})
+    run_pipelines(project, ["data_ingestion"])
+    raw = project / "data/01_raw/shapes_world"
 
     direct = tmp_path / "direct"
     write_shapes_world(generate(shapes_world_config("default", {"seed": 5, **TINY})), direct)

@@ -1,15 +1,12 @@
 """model_init through Kedro: session run on the tiny preset, catalog round trip of the checkpoint."""
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
+from kedro_project import make_project, run_pipelines
 
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.pipelines.model_init.nodes import initialise_model
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_node_rejects_unknown_parameters():
@@ -17,18 +14,9 @@ def test_node_rejects_unknown_parameters():
         initialise_model({"presett": "tiny"})
 
 
-def test_kedro_session_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
-    from kedro.framework.project import configure_project
-    from kedro.framework.session import KedroSession
-
-    shutil.copytree(REPO / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XFM_MLFLOW", "0")
-    configure_project("xfm_pipeline")  # the package is installed; its sources need not be under tmp_path
-    with KedroSession.create(project_path=tmp_path) as session:
-        session.run(pipeline_names=["model_init"])
+@pytest.mark.integration  # the pipeline in a Kedro session
+def test_kedro_session_writes_a_loadable_checkpoint(tmp_path):
+    run_pipelines(make_project(tmp_path), ["model_init"])
     summary = json.loads((tmp_path / "data/08_reporting/model_init.json").read_text())
     assert summary["preset"] == "tiny" and summary["parameters"]["total"] > 20_000_000
 

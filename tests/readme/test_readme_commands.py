@@ -132,7 +132,7 @@ COMMANDS: dict[str, tuple] = {
     "kedro registry list": (Run(expect=("- __default__", "- report", "- finetune_vqa", "- linear_probe_imagenet")),),
     "kedro run --pipeline finetune_vqa": (
         Check("check_kedro_run"),
-        Covered(DVC_TEST, "stage finetune@finetune_vqa runs `kedro run --pipelines finetune_vqa`"),
+        Covered(DVC_TEST, "stage finetune_vqa runs `kedro run --pipelines finetune_vqa`"),
         Covered("tests/tasks/test_vqa.py::test_run_finetune_end_to_end", "the fine-tune job of finetune_vqa"),
     ),
     "kedro run": (Check("check_kedro_run"), Covered(DVC_TEST, DVC_CHAIN)),
@@ -140,7 +140,7 @@ COMMANDS: dict[str, tuple] = {
     "dvc repro": (Covered(DVC_TEST, "two `dvc repro` runs: the whole chain, then nothing"),),
     "dvc repro --dry": (Covered(DVC_TEST, "`dvc repro --dry` after a parameter change lists only that task and the report"),),
     "dvc metrics show": (Run(),),
-    "dvc dag": (Run(expect=("data_ingestion", "finetune@finetune_vqa", "report")),),
+    "dvc dag": (Run(expect=("data_ingestion", "finetune_vqa", "report")),),
     "dvc remote add -d storage /mnt/shared/xfm-dvc": (Sandbox(4, {"/mnt/shared/xfm-dvc": "remote"}),),
     "dvc push": (Sandbox(5),),
     "dvc pull": (Sandbox(6),),

@@ -72,6 +72,7 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data))
 
 
+@pytest.mark.integration  # the report pipeline run on the project's catalog
 def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
     from kedro.runner import SequentialRunner
 

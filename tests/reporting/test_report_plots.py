@@ -1,14 +1,41 @@
-"""Report plots are PNGs of the expected size; the headline metric is each task's selection metric."""
+"""Report plots: PNGs of the expected size showing the given data (the matplotlib figure each function draws is
+inspected: panels, lines, bars, labels); the headline metric is each task's selection metric."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
+from matplotlib.colors import to_hex
 from PIL import Image
 
+from xfm_pipeline.reporting import plots
 from xfm_pipeline.reporting.headline import headline
 from xfm_pipeline.reporting.plots import finetune_loss_curves, metric_bars, pretrain_loss_curves, pretrain_objectives, smooth
+
+
+@pytest.fixture
+def figures(monkeypatch) -> list:
+    """The matplotlib figures the plotting functions draw, captured where they are turned into PNG bytes."""
+    drawn = []
+    to_png = plots._png
+
+    def capture(fig) -> bytes:
+        drawn.append(fig)
+        return to_png(fig)
+
+    monkeypatch.setattr(plots, "_png", capture)
+    return drawn
+
+
+def panels(fig) -> dict:
+    """{title: axes} of the figure's visible panels, in drawing order."""
+    return {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+
+
+def lines(ax) -> dict:
+    """{legend label: (x, y)} of the panel's labelled lines (matplotlib's own ``_child`` labels left out)."""
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines() if not line.get_label().startswith("_")}
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -34,22 +61,49 @@ def test_pretrain_objectives_group_corpora_by_objective_total_last():
     assert set(groups) == {"loss_itc", "loss_mlm", "loss_bbox", "loss_text_mlm", "loss"}
 
 
-def test_pretrain_loss_curves_png_one_panel_per_objective():
+def test_pretrain_loss_curves_one_panel_per_objective_one_line_per_corpus(figures):
     width, height = png_size(pretrain_loss_curves(pretrain_history()))
     assert (width, height) == (4 * 360, 2 * 280)  # 5 objectives -> 4 columns x 2 rows at 100 dpi
+    shown = panels(figures[-1])
+    assert list(shown) == ["loss_bbox", "loss_itc", "loss_mlm", "loss_text_mlm", "loss (weighted total)"]
+    steps = [float(s) for s in range(1, 31)]
+    itc = lines(shown["loss_itc"])  # 30 points: the moving average over 30 // 15 = 2 points, labelled by corpus
+    assert list(itc) == ["image_text", "region_text"]
+    assert itc["image_text"] == (steps, pytest.approx(smooth([2.0 / s for s in range(1, 31)], 2)))
+    assert itc["region_text"] == (steps, pytest.approx(smooth([2.1 / s for s in range(1, 31)], 2)))
+    raw = [line for line in shown["loss_itc"].get_lines() if line.get_label().startswith("_")]  # the faint raw series
+    assert [list(line.get_ydata()) for line in raw] == [pytest.approx([2.0 / s for s in range(1, 31)]), pytest.approx([2.1 / s for s in range(1, 31)])]
+    assert lines(shown["loss (weighted total)"])["image_text"][1] == pytest.approx(smooth([12.0 / s for s in range(1, 31)], 2))
+    assert list(lines(shown["loss_bbox"])) == ["region_text"] and list(lines(shown["loss_text_mlm"])) == ["text_only"]
     assert pretrain_loss_curves(None) is None and pretrain_loss_curves([{"lr": 1.0, "step": 1}]) is None
+    assert len(figures) == 1  # nothing drawn for histories without a loss
 
 
-def test_finetune_loss_curves_skip_pipelines_without_training_loss():
+def test_finetune_loss_curves_skip_pipelines_without_training_loss(figures):
     history = [{"train/loss": 1.0 / s, "train/loss_itc": 0.5 / s, "lr": 1e-4, "step": s} for s in range(1, 20)]
-    width, height = png_size(finetune_loss_curves({"a": history, "b": history, "not_run": None, "eval_only": []}))
+    other = [{"train/loss": 3.0, "step": s} for s in range(1, 4)]
+    width, height = png_size(finetune_loss_curves({"b": other, "a": history, "not_run": None, "eval_only": []}))
     assert (width, height) == (2 * 360, 260)  # two panels
+    shown = panels(figures[-1])
+    assert list(shown) == ["a", "b"]  # sorted by pipeline; the not-run and evaluation-only ones get none
+    steps = [float(s) for s in range(1, 20)]
+    assert lines(shown["a"]) == {"loss": (steps, pytest.approx([1.0 / s for s in range(1, 20)])), "loss_itc": (steps, pytest.approx([0.5 / s for s in range(1, 20)]))}
+    assert lines(shown["b"]) == {"loss": ([1.0, 2.0, 3.0], [3.0, 3.0, 3.0])}
+    assert shown["a"].get_legend() is not None and shown["b"].get_legend() is None  # a legend only for several lines
     assert finetune_loss_curves({"not_run": None, "eval_only": []}) is None
 
 
-def test_metric_bars_draw_not_run_rows():
-    width, height = png_size(metric_bars([("finetune_vqa", None, None), ("finetune_nlvr", "test/nlvr_acc", 55.0)]))
-    assert width == 850 and height == round((0.9 + 0.32 * 2) * 100)
+def test_metric_bars_draw_values_and_not_run_rows(figures):
+    entries = [("finetune_vqa", None, None), ("finetune_nlvr", "test/nlvr_acc", 55.0), ("finetune_glue_cola", "val/matthews_correlation", -12.5)]
+    width, height = png_size(metric_bars(entries))
+    assert width == 850 and height == round((0.9 + 0.32 * 3) * 100)
+    (ax,) = figures[-1].axes
+    assert [bar.get_width() for bar in ax.patches] == [0.0, 55.0, -12.5]
+    assert [to_hex(bar.get_facecolor()) for bar in ax.patches] == ["#ffffff", "#4c72b0", "#4c72b0"]  # a not-run row shows no bar
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["finetune_vqa", "finetune_nlvr  (test/nlvr_acc)", "finetune_glue_cola  (val/matthews_correlation)"]
+    assert [text.get_text() for text in ax.texts] == ["not run", "55.00", "-12.50"]
+    assert ax.yaxis_inverted()  # the first entry on top
+    assert ax.get_xlim() == pytest.approx((-12.5 * 1.1, 55.0 * 1.15))
 
 
 def test_smooth_is_a_trailing_mean():

@@ -1,64 +1,28 @@
-"""Captioning task at tiny size: data/prompt masking, decoder init, loss/learning, beam search, metrics, job."""
+"""Captioning at tiny size: prompt masking, decoder init, learning, causal mask, beam search, metrics on known
+answers, the job, the blind check. The task contract: tests/tasks/test_task_contract.py."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from understanding_fixtures import IMAGE_ROOT, assert_noise_hid_the_images, load_backbone, one_thread, tiny_init, tokenizer, train_steps, validated, vision_inputs, write_data_dir  # noqa: F401
+from task_helpers import assert_noise_hid_the_images, build, eval_loader, run_job, train_batch, train_steps, vision_inputs
 
 from xfm_pipeline.config import ConfigError
-from xfm_pipeline.jobs.finetune import eval_loader
-from xfm_pipeline.tasks.base import TaskParams, load_task_checkpoint, write_task_checkpoint
+from xfm_pipeline.tasks.checkpoint import load_task_checkpoint
 from xfm_pipeline.tasks.registry import get_task
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 TASK = get_task("captioning")
 
 
-@pytest.fixture(autouse=True)
-def no_java(monkeypatch):
-    """Score with the pure-Python PTB approximation and no METEOR: the Java tools take seconds per call."""
-    monkeypatch.setattr("xfm_pipeline.metrics.captioning.java_available", lambda: False)
-
-
-def _gt_subset(gt: dict, ids: set) -> dict:
-    return {"images": [i for i in gt["images"] if i["id"] in ids], "annotations": [a for a in gt["annotations"] if a["image_id"] in ids]}
-
-
-@pytest.fixture(scope="module")
-def data():
-    val, test = validated("captioning/val.json")[:4], validated("captioning/test.json")[:3]
-    return {
-        "train": validated("captioning/train.json")[:6],
-        "val": val,
-        "test": test,
-        "val_gt": _gt_subset(validated("captioning/val_gt.json"), {r["image_id"] for r in val}),
-        "test_gt": _gt_subset(validated("captioning/test_gt.json"), {r["image_id"] for r in test}),
-    }
-
-
-def params(**overrides) -> TaskParams:
-    base = {"image_size": 64, "batch_size": 6, "eval_batch_size": 4, "max_tokens": 30, "options": {"augment": False, "beam_size": 2, "max_len": 6, "min_len": 2}}
-    return TaskParams(**{**base, **overrides})
-
-
-def train_batch(data, tokenizer):
-    dataset = TASK.dataset("train", data, tokenizer, params(), IMAGE_ROOT, train=True)
-    return TASK.collate("train", True)([dataset[(i, 5 + i)] for i in range(len(dataset))])
-
-
-def test_options_are_validated(tiny_init):
+def test_options_are_validated(case, tiny_init):
     with pytest.raises(ConfigError, match="beam"):
-        TASK.build_model(load_backbone(tiny_init), params(options={"beam": 3}), {})
+        build(case, tiny_init, beam=3)
     with pytest.raises(ValueError, match="min_len"):
-        TASK.build_model(load_backbone(tiny_init), params(options={"min_len": 9, "max_len": 4}), {})
+        build(case, tiny_init, min_len=9, max_len=4)
 
 
-def test_dataset_prompt_is_not_a_target(data, tokenizer):
-    batch = train_batch(data, tokenizer)
+def test_dataset_prompt_is_not_a_target(case, tokenizer):
+    batch = train_batch(case, tokenizer, seed=5)
     assert batch["images"].shape == (6, 3, 64, 64)
     ids, atts, targets = batch["text_ids"], batch["text_atts"], batch["target_mask"]
     assert ids.shape == atts.shape == targets.shape
@@ -68,12 +32,11 @@ def test_dataset_prompt_is_not_a_target(data, tokenizer):
     assert (targets <= atts).all() and (targets.sum(1) >= 2).all()  # caption words + [SEP]
     last = atts.sum(1) - 1
     assert (ids[torch.arange(6), last] == tokenizer.sep_token_id).all() and targets[torch.arange(6), last].all()
-    ev = TASK.dataset("val", data, tokenizer, params(), IMAGE_ROOT, train=False)
-    assert ev[0]["image_id"] == data["val"][0]["image_id"]
+    assert eval_loader(case, "val", tokenizer).dataset[0]["image_id"] == case.data["val"][0]["image_id"]
 
 
-def test_decoder_reads_image_tokens_with_fusion_weights(tiny_init):
-    model = TASK.build_model(load_backbone(tiny_init), params(), {})
+def test_decoder_reads_image_tokens_with_fusion_weights(case, tiny_init):
+    model = build(case, tiny_init)
     fusion, decoder = model.xfm.fusion_encoder, model.decoder
     assert decoder.fresh_keys == []  # every layer weight, cross-attention K/V (vision width) included
     assert decoder.layer[0].crossattention.self.key.in_features == model.xfm.config.vision.width
@@ -81,20 +44,19 @@ def test_decoder_reads_image_tokens_with_fusion_weights(tiny_init):
     assert torch.equal(decoder.embeddings.word_embeddings.weight, model.xfm.text_encoder.base_model.embeddings.word_embeddings.weight)
 
 
-def test_loss_backward_and_learning(data, tokenizer, tiny_init):
-    model = TASK.build_model(load_backbone(tiny_init), params(), data)
-    batch = train_batch(data, tokenizer)
-    losses = TASK.loss(model, batch)
-    assert math.isfinite(float(losses["loss"].detach()))
-    losses["loss"].backward()
+@pytest.mark.integration  # an optimiser runs several steps
+def test_gradients_reach_vision_and_cross_attention_and_a_few_steps_learn(case, tokenizer, tiny_init):
+    model = build(case, tiny_init)
+    batch = train_batch(case, tokenizer, seed=5)
+    TASK.loss(model, batch)["loss"].backward()
     assert any(p.grad is not None for p in model.xfm.vision_encoder.parameters())
     assert model.decoder.layer[0].crossattention.self.key.weight.grad is not None
     before, after = train_steps(TASK, model, batch, steps=6, lr=2e-4)
     assert after < 0.6 * before, (before, after)
 
 
-def test_causal_mask_blocks_future_tokens(tokenizer, tiny_init):
-    model = TASK.build_model(load_backbone(tiny_init), params(), {}).eval()
+def test_causal_mask_blocks_future_tokens(case, tiny_init):
+    model = build(case, tiny_init).eval()
     ids = torch.tensor([[101, 1037, 3861, 1997, 1037, 2417]])
     changed = ids.clone()
     changed[0, -1] = 2630
@@ -105,10 +67,10 @@ def test_causal_mask_blocks_future_tokens(tokenizer, tiny_init):
     assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-5) and not torch.allclose(a[:, -1], b[:, -1])
 
 
-def test_beam_search_respects_lengths_and_beats_greedy(tiny_init):
+def test_beam_search_respects_lengths_and_beats_greedy(case, tiny_init):
     from xfm_pipeline.model.decoder import BeamConfig, beam_search
 
-    model = TASK.build_model(load_backbone(tiny_init), params(), {}).eval()
+    model = build(case, tiny_init).eval()
     torch.manual_seed(0)
     context, atts = torch.randn(3, 9, 192), torch.ones(3, 9, dtype=torch.long)
     prompt = torch.tensor([101, 1037, 3861, 1997])
@@ -130,10 +92,10 @@ def test_beam_search_respects_lengths_and_beats_greedy(tiny_init):
             assert logp(beam[i], i) >= logp(greedy[i], i) - 1e-4
 
 
-def test_predict_evaluate_and_checkpoint_round_trip(data, tokenizer, tiny_init, tmp_path):
-    model = TASK.build_model(load_backbone(tiny_init), params(), data).eval()
-    loader = eval_loader(TASK, "val", data, tokenizer, params(), IMAGE_ROOT)
-    predictions = TASK.predict(model, loader, params())
+def test_predictions_and_metrics_on_known_answers(case, tokenizer, tiny_init):
+    data = case.data
+    model = build(case, tiny_init).eval()
+    predictions = TASK.predict(model, eval_loader(case, "val", tokenizer), case.params)
     assert [p["image_id"] for p in predictions] == [r["image_id"] for r in data["val"]]
     assert all(isinstance(p["caption"], str) for p in predictions)
     metrics = TASK.evaluate(predictions, "val", data)
@@ -144,34 +106,23 @@ def test_predict_evaluate_and_checkpoint_round_trip(data, tokenizer, tiny_init, 
     copied = TASK.evaluate([{"image_id": i, "caption": c} for i, c in refs.items()], "val", data)
     assert copied["bleu4"] > 50 and copied["cider"] > metrics["cider"]
 
-    directory = tmp_path / "task"
-    directory.mkdir()
-    write_task_checkpoint(model, directory, params(), tokenizer)
-    restored = load_task_checkpoint(directory).eval()
-    assert TASK.predict(restored, loader, params()) == predictions
 
-
-def test_run_finetune_end_to_end(data, tiny_init, tmp_path):
-    from xfm_pipeline.jobs.finetune import run_finetune
-
-    p = {"batch_size": 3, "eval_batch_size": 4, "max_steps": 2, "eval_every": 2, "max_tokens": 30, "options": {"beam_size": 2, "max_len": 5, "min_len": 1}}
-    result = run_finetune({
-        "task": "captioning", "params": p, "init_dir": str(tiny_init), "image_root": IMAGE_ROOT, "run_id": None,
-        "data_dir": str(write_data_dir(tmp_path / "data", data)), "output_dir": str(tmp_path / "out"),
-    })  # fmt: skip
+@pytest.mark.integration
+def test_run_finetune_end_to_end(case, tiny_init, tmp_path):
+    result = run_job(case, tiny_init, tmp_path, batch_size=3, eval_batch_size=4, options={"beam_size": 2, "max_len": 5, "min_len": 1})
     assert set(result["metrics"]) == {"val", "test"} and {"cider", "bleu4"} <= set(result["metrics"]["test"])
     assert len(result["predictions"]["test"]) == 3 and any("val/cider" in h for h in result["history"])
     assert set(result["predictions"]["test"][0]) == {"image_id", "caption"}
     assert load_task_checkpoint(result["checkpoint"]).task == "captioning"
 
 
-def test_noise_seed_feeds_noise_instead_of_the_images(data, tokenizer, tiny_init):
+def test_noise_seed_feeds_noise_instead_of_the_images(case, tokenizer, tiny_init):
     """The blind check of benchmarks/blind_baselines.py must really hide the images, reproducibly."""
-    model = TASK.build_model(load_backbone(tiny_init), params(), data).eval()
-    loader = eval_loader(TASK, "val", data, tokenizer, params(), IMAGE_ROOT)
+    model = build(case, tiny_init).eval()
+    loader = eval_loader(case, "val", tokenizer)
     with torch.no_grad(), vision_inputs(model) as seen:
-        TASK.predict(model, loader, params())
-        first = TASK.predict(model, loader, params(), noise_seed=3)
-        second = TASK.predict(model, loader, params(), noise_seed=3)
+        TASK.predict(model, loader, case.params)
+        first = TASK.predict(model, loader, case.params, noise_seed=3)
+        second = TASK.predict(model, loader, case.params, noise_seed=3)
     assert_noise_hid_the_images(seen)
-    assert first == second and [p["image_id"] for p in first] == [r["image_id"] for r in data["val"]]
+    assert first == second and [p["image_id"] for p in first] == [r["image_id"] for r in case.data["val"]]

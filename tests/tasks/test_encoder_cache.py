@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from understanding_fixtures import IMAGE_ROOT, load_backbone, one_thread, tiny_init, tokenizer, validated  # noqa: F401
+from task_helpers import build, load_backbone, train_batch
 
 from xfm_pipeline.model.encoder_cache import EncoderCache, FrozenEncodings
-from xfm_pipeline.tasks.base import TaskParams
 from xfm_pipeline.tasks.registry import get_task
 from xfm_pipeline.training.optim import freeze_zero_scaled, is_frozen
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 FROZEN_ENCODERS = {"xfm.text_encoder.": 0.0, "xfm.vision_encoder.": 0.0}
 
@@ -84,63 +81,25 @@ def test_trained_encoders_are_never_cached(tiny_init):
     assert out.requires_grad and len(encodings.image_cache) == 0
 
 
-def cached_task_case(name: str) -> tuple[dict, TaskParams, list[str]]:
-    """(data, params with both encoders frozen, the image key of each of the first 6 training items)."""
-    if name == "vqa":
-        train = validated("vqa/train.json")[:6]
-        data, options, keys = {"train": train}, {"augment": False, "k_test": 4}, [r["image"] for r in train]
-    elif name == "nlvr":
-        train = validated("nlvr/train.json")[:6]
-        data, options, keys = {"train": train}, {"augment": False}, [path for r in train for path in r["images"]]
-    else:
-        refs = [r for r in validated("grounding/refcoco+.json") if r["split"] == "train"][:6]
-        data, options, keys = {"refs": refs}, {"augment": False}, [r["image"] for r in refs]
-    return data, TaskParams(image_size=64, batch_size=6, max_tokens=30, options=options, lr_scales=FROZEN_ENCODERS), keys
+def image_keys(name: str, records: list) -> list[str]:
+    """The image key of each record, in the order the collate lists them (NLVR2: left, right per pair)."""
+    return [path for r in records for path in r["images"]] if name == "nlvr" else [r["image"] for r in records]
 
 
 @pytest.mark.parametrize("name", ["vqa", "nlvr", "grounding"])
-def test_loss_with_frozen_encoders_is_unchanged_by_the_cache(name, tiny_init, tokenizer):
+def test_loss_with_frozen_encoders_is_unchanged_by_the_cache(name, task_case, tiny_init, tokenizer):
     task = get_task(name)
-    data, params, keys = cached_task_case(name)
-    dataset = task.dataset("train", data, tokenizer, params, IMAGE_ROOT, train=True)
-    batch = task.collate("train", True)([dataset[(i, i)] for i in range(6)])
-    assert batch["image_keys"] == keys
-    model = task.build_model(load_backbone(tiny_init), params, data).train()
+    case = task_case(name).with_options(augment=False)  # un-augmented images are a function of their key
+    batch = train_batch(case, tokenizer)
+    records = case.data["refs"][:6] if name == "grounding" else case.data["train"][:6]
+    assert batch["image_keys"] == image_keys(name, records)
+    model = build(case, tiny_init).train()
     freeze_zero_scaled(model, FROZEN_ENCODERS)
     uncached = task.loss(model, {k: v for k, v in batch.items() if k != "image_keys"})["loss"]
     assert len(model.encodings.image_cache) == 0
     cached = [task.loss(model, batch)["loss"] for _ in range(2)]
-    assert len(model.encodings.image_cache) == len(set(keys)) and len(model.encodings.text_cache) > 0
+    assert len(model.encodings.image_cache) == len(set(batch["image_keys"])) and len(model.encodings.text_cache) > 0
     for loss in cached:
         torch.testing.assert_close(loss, uncached)
     cached[1].backward()
     assert any(p.grad is not None for p in model.xfm.fusion_encoder.parameters())
-
-
-@pytest.mark.parametrize("name", ["vqa", "nlvr", "grounding"])
-def test_augmented_training_batches_carry_no_image_keys(name, tokenizer):
-    task = get_task(name)
-    data, params, _ = cached_task_case(name)
-    params = TaskParams(image_size=64, max_tokens=30, options={**params.options, "augment": True})
-    dataset = task.dataset("train", data, tokenizer, params, IMAGE_ROOT, train=True)
-    assert "image_keys" not in task.collate("train", True)([dataset[(0, 1)], dataset[(1, 2)]])
-
-
-def test_encoder_cache_stops_storing_at_max_rows():
-    cache = EncoderCache(max_rows=2)
-    computed: list[int] = []
-
-    def compute(keys):
-        def rows(positions):
-            computed.extend(keys[p] for p in positions)
-            return [torch.full((1,), float(keys[p])) for p in positions]
-
-        return rows
-
-    keys = [1, 2, 3, 3]
-    assert [r.item() for r in cache.rows(keys, compute(keys))] == [1.0, 2.0, 3.0, 3.0]
-    assert len(cache) == 2 and computed == [1, 2, 3]
-    assert [r.item() for r in cache.rows([3, 1], compute([3, 1]))] == [3.0, 1.0]
-    assert computed == [1, 2, 3, 3]  # 3 did not fit: computed again; 1 came from the cache
-    with pytest.raises(ValueError, match="max_rows"):
-        EncoderCache(max_rows=-1)

@@ -7,12 +7,16 @@ import pytest
 
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
+    """A sqlite store in tmp_path, run from tmp_path: a new experiment's artifact root is ``./mlruns`` of the
+    working directory, which must not be the repository."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("XFM_MLFLOW", raising=False)
+    monkeypatch.chdir(tmp_path)
     return uri
 
 
+@pytest.mark.integration  # a Kedro pipeline run with the hook against a real MLflow store
 def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_path):
     from kedro.io import DataCatalog
     from kedro.pipeline import Node, Pipeline
@@ -58,6 +62,7 @@ def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_
     assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/config.json"]  # not the weights
     assert child.data.tags["checkpoint.model"] == str((tmp_path / "ckpt").resolve())
     assert parent.info.status == child.info.status == "FINISHED"
+    assert list((tmp_path / "mlruns").rglob("config.json"))  # the checkpoint's config, logged as an artifact here
 
 
 def test_disabled_tracking_creates_nothing(tmp_path, monkeypatch):

@@ -22,7 +22,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from kedro_project import make_project
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
@@ -48,7 +48,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = REPO / "data" / "08_reporting" / "kedro_viz.png"
 # Pipelines whose nodes are looked for in the drawn flowchart: a plain one and a namespaced one (its node sits
 # in a modular pipeline, drawn collapsed unless every modular pipeline is expanded).
 SHOWN_PIPELINES = ("pretrain", "finetune_vqa")
@@ -102,28 +101,21 @@ def registered_pipelines() -> dict[str, list[str]]:
     return pipelines
 
 
-def _project_view(root: Path) -> Path:
-    """A directory that is the project (every top-level entry of the repo linked in), minus any ``build/``.
+@pytest.fixture(scope="module")
+def project_view(tmp_path_factory) -> Path:
+    """A temporary copy of the project (``kedro_project.make_project``: conf, pyproject.toml, src linked).
 
-    ``kedro viz build`` writes ``build/`` into the working directory, which must be the project root; run in
-    this view, the build lands in the tmp dir and never in (or over a ``build/`` of) the shared working tree.
-    ``src`` is a real directory holding a link to the package: Kedro wants the source dir inside the root.
+    ``kedro viz build`` writes ``build/`` into the working directory, which must be the project root, and
+    Kedro-Viz keeps its own files in ``.viz/``; run here, both land in the tmp dir and never in (or over a
+    ``build/`` of) the shared working tree.
     """
-    root.mkdir(parents=True)
-    for entry in REPO.iterdir():
-        if entry.name in {"build", ".viz", "src", ".git"}:
-            continue
-        (root / entry.name).symlink_to(entry)
-    (root / "src").mkdir()
-    for entry in (REPO / "src").iterdir():
-        (root / "src" / entry.name).symlink_to(entry)
-    return root
+    return make_project(tmp_path_factory.mktemp("viz") / "project")
 
 
 @pytest.fixture(scope="module")
-def viz_build(tmp_path_factory) -> Path:
+def viz_build(project_view) -> Path:
     """The output directory of ``kedro viz build`` on the project."""
-    project = _project_view(tmp_path_factory.mktemp("viz") / "project")
+    project = project_view
     started = time.monotonic()
     result = subprocess.run(
         [str(KEDRO), "viz", "build"], cwd=project, env=_env(), capture_output=True, text=True, timeout=180
@@ -228,7 +220,6 @@ def test_kedro_viz_build_renders_in_chromium(viz_build, registered_pipelines, tm
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: Debian's chromium could not be installed (`make browser`)")
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     main = json.loads((viz_build / "api" / "main").read_text())
     ids = {n["id"]: n.get("full_name") or n["name"] for n in main["nodes"] if n["type"] == "task"}
     errors: list[str] = []
@@ -277,15 +268,13 @@ def test_kedro_viz_build_renders_in_chromium(viz_build, registered_pipelines, tm
                 page.mouse.move(1590, 60)  # off the nodes: no hover highlight in the picture
                 page.wait_for_timeout(1500)  # let the sidebar and zoom-to-fit transitions finish
                 page.screenshot(path=str(tmp_path / f"kedro_viz_{name}.png"))
-                if name == SHOWN_PIPELINES[0]:
-                    shutil.copyfile(tmp_path / f"kedro_viz_{name}.png", SCREENSHOT)
         finally:
             browser.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     # api/metadata is not part of a static build (404): the UI asks for it and does without
     assert all(u.startswith(f"{url}/api/metadata ") for u in bad_local), bad_local
-    assert SCREENSHOT.stat().st_size > 10_000
-    print(f"screenshots: {SCREENSHOT} and {tmp_path}")
+    assert (tmp_path / f"kedro_viz_{SHOWN_PIPELINES[0]}.png").stat().st_size > 10_000
+    print(f"screenshots: {tmp_path}")
 
 
 def _free_port(start: int = 20_000) -> int:
@@ -300,7 +289,7 @@ def _free_port(start: int = 20_000) -> int:
     raise RuntimeError("no free port")
 
 
-def test_kedro_viz_run_serves_every_registered_pipeline(registered_pipelines, tmp_path):
+def test_kedro_viz_run_serves_every_registered_pipeline(registered_pipelines, project_view, tmp_path):
     port = _free_port()
     log = tmp_path / "kedro_viz_run.log"
     started = time.monotonic()
@@ -308,7 +297,7 @@ def test_kedro_viz_run_serves_every_registered_pipeline(registered_pipelines, tm
         # own session: `kedro viz run` serves from a spawned child, so the whole group is ended at the end
         process = subprocess.Popen(
             [str(KEDRO), "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
+            cwd=project_view,
             env=_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
