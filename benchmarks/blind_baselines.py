@@ -39,8 +39,7 @@ def captioning_baseline(caption_dir: Path, candidates: int = 20) -> dict[str, ob
     from xfm_pipeline.metrics.captioning import caption_metrics
 
     references = {
-        split: parse_coco_caption_gt(json.loads((caption_dir / f"{split}_gt.json").read_text()), f"captioning/{split}_gt").refs
-        for split in ("val", "test")
+        split: parse_coco_caption_gt(json.loads((caption_dir / f"{split}_gt.json").read_text()), f"captioning/{split}_gt").refs for split in ("val", "test")
     }
     train = [r.caption for r in parse_caption_train(json.loads((caption_dir / "train.json").read_text()))]
 
@@ -61,8 +60,8 @@ def captioning_noise_check(checkpoint: str, caption_dir: Path, image_root: str, 
 
     from xfm_pipeline.jobs.finetune import eval_loader
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer
-    from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, load_task_params
     from xfm_pipeline.tasks.captioning import TASK
+    from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, load_task_params
 
     data = {key: json.loads((caption_dir / f"{key}.json").read_text()) for key in ("train", split, f"{split}_gt")}
     model = load_task_checkpoint(checkpoint, data).eval()

@@ -100,8 +100,10 @@ def main() -> None:
     print(f"{args.checkpoint}: {len(records)} captions; uniform attention over {m} image tokens: entropy {math.log(m):.2f} nats, largest weight {1 / m:.3f}")
     for i, w in enumerate(weights):
         cls, tokens, largest = attention_entropy(w, text.attention_mask)
-        print(f"layer {i}: CLS entropy per head {[round(x, 2) for x in cls.tolist()]}, all tokens {[round(x, 2) for x in tokens.tolist()]}, "
-              f"largest CLS weight {[round(x, 3) for x in largest.tolist()]}")
+        print(
+            f"layer {i}: CLS entropy per head {[round(x, 2) for x in cls.tolist()]}, all tokens {[round(x, 2) for x in tokens.tolist()]}, "
+            f"largest CLS weight {[round(x, 3) for x in largest.tolist()]}"
+        )
 
 
 if __name__ == "__main__":

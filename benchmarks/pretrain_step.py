@@ -28,8 +28,8 @@ import os
 import resource
 import statistics
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from xfm_pipeline.offline import use_offline_environment
 
@@ -233,13 +233,17 @@ def main() -> None:
     print(f"batch={args.batch} image={model.config.vision.image_size}px seq={args.seq} objectives=ITC+ITM+IMLM+MIM (+AdamW)")
     med = statistics.median(r.seconds for r in xfm)
     print(f"step time: median {med:.3f} s (min {min(r.seconds for r in xfm):.3f}, {args.steps} steps); {args.batch / med:.2f} samples/s")
-    print(f"per step: {statistics.median(r.faults for r in xfm):,.0f} minor page faults, {statistics.median(r.system for r in xfm):.2f} s system time (malloc={args.malloc})")
+    print(
+        f"per step: {statistics.median(r.faults for r in xfm):,.0f} minor page faults, {statistics.median(r.system for r in xfm):.2f} s system time (malloc={args.malloc})"
+    )
     print(f"peak memory: {memory:.2f} GiB ({'GPU allocated' if args.device == 'cuda' else 'process max RSS'})")
     print(f"FLOPs per step (fwd+bwd, flop_counter): {flops / 1e12:.3f} TFLOP; achieved {flops / med / 1e12:.3f} TFLOP/s")
     print_mfu("X-FM step", flops, xfm)
     if args.reference == "beit":
         ref = runs["beit"]
-        print(f"reference, timm BEiT-B/16 fwd+bwd+AdamW (batch {args.batch}, interleaved): median {statistics.median(r.seconds for r in ref):.3f} s, {ref_flops / 1e12:.3f} TFLOP")
+        print(
+            f"reference, timm BEiT-B/16 fwd+bwd+AdamW (batch {args.batch}, interleaved): median {statistics.median(r.seconds for r in ref):.3f} s, {ref_flops / 1e12:.3f} TFLOP"
+        )
         print_mfu("reference", ref_flops, ref)
         ratios = [(flops / x.seconds) / (ref_flops / r.seconds) for x, r in zip(xfm, ref, strict=True)]
         print(f"X-FM step FLOP/s / BEiT-B FLOP/s, per round: {', '.join(f'{q:.2f}' for q in ratios)}; median {statistics.median(ratios):.2f}")

@@ -161,6 +161,7 @@ def upward_imports(graph: dict[str, set[str]], layers: dict[str, int], package: 
 
 # ------------------------------------------------------------------ the helpers, on a hand-made package
 
+
 def _write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / "pkg" / name

@@ -1,4 +1,3 @@
-"""xfm-pipeline: X-FM as a reproducible Kedro project.
-"""
+"""xfm-pipeline: X-FM as a reproducible Kedro project."""
 
 __version__ = "0.1"

@@ -35,10 +35,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(
-            f"unknown key(s) {', '.join(where + k for k in unknown)} for {cls.__name__}; "
-            f"allowed: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)} for {cls.__name__}; allowed: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():

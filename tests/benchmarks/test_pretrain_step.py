@@ -25,9 +25,11 @@ def test_steps_alternate_and_each_gets_its_own_window(bench, monkeypatch):
 
 
 def test_mfu_pairs_each_step_with_its_own_peak(bench, capsys):
-    runs = [bench.StepRun(seconds=2.0, peak=10.0, sustained=8.0, faults=0, system=0.0),  # 10 FLOP/s: 100%, 125%
-            bench.StepRun(seconds=4.0, peak=8.0, sustained=5.0, faults=0, system=0.0),  # 5 FLOP/s: 62.5%, 100%
-            bench.StepRun(seconds=5.0, peak=5.0, sustained=4.0, faults=0, system=0.0)]  # 4 FLOP/s: 80%, 100%
+    runs = [
+        bench.StepRun(seconds=2.0, peak=10.0, sustained=8.0, faults=0, system=0.0),  # 10 FLOP/s: 100%, 125%
+        bench.StepRun(seconds=4.0, peak=8.0, sustained=5.0, faults=0, system=0.0),  # 5 FLOP/s: 62.5%, 100%
+        bench.StepRun(seconds=5.0, peak=5.0, sustained=4.0, faults=0, system=0.0),
+    ]  # 4 FLOP/s: 80%, 100%
     bench.print_mfu("X-FM step", 20, runs)
     out = capsys.readouterr().out
     assert "MFU = 80.0% (median of per-step ratios), 100.0% (best step)" in out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from shapes_world_fixtures import tiny_root, tiny_world  # noqa: F401 - fixtures
 
 from xfm_pipeline.data.formats import (
     GROUNDING_SPLITS,
@@ -91,7 +90,7 @@ def test_nlvr_round_trip_and_errors(tiny_world, tiny_root):
         parse_nlvr([{"images": ["a.jpg"], "sentence": "s", "label": "True"}])
 
 
-def test_grounding_round_trip(tiny_world, tiny_root):
+def test_grounding_round_trip(tiny_world, tiny_root, tmp_path):
     path = tiny_root / "grounding" / "refcoco+.json"
     records = read_grounding(path)
     assert len(records) == len(tiny_world.json_files["grounding/refcoco+"])
@@ -100,7 +99,7 @@ def test_grounding_round_trip(tiny_world, tiny_root):
     for r in records:
         x, y, w, h = r.bbox
         assert 0 <= x and 0 <= y and x + w <= 96 and y + h <= 96
-    bad = tiny_root / "bad_grounding.json"
+    bad = tmp_path / "bad_grounding.json"  # the shared world stays as generated
     bad.write_text(json.dumps([{"image": "a.jpg", "text": "t", "bbox": [1, 2, 3, 4], "ref_id": 1, "split": "testC"}]))
     with pytest.raises(RecordError, match="split"):
         read_grounding(bad)

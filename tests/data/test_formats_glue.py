@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from shapes_world_fixtures import tiny_root, tiny_world  # noqa: F401 - fixtures
 
 from xfm_pipeline.data.formats import GLUE_TASKS, RecordError, glue_task, parse_glue_partitions, parse_glue_tsv, read_glue_dir, read_glue_tsv
 
@@ -11,10 +10,9 @@ T = "\t"
 
 # One train/dev file and one test file per task, with lines shaped like the GLUE release.
 FILES = {
-    ("CoLA", "train"): "gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.\n"
-    'gj04\t0\t*\tThey drank the pub "dry".\n',
+    ("CoLA", "train"): 'gj04\t1\t\tOur friends won\'t buy this analysis, let alone the next one we propose.\ngj04\t0\t*\tThey drank the pub "dry".\n',
     ("CoLA", "test"): "index\tsentence\n0\tBill whistled past the house.\n",
-    ("SST-2", "train"): "sentence\tlabel\nhide new secretions from the parental units \t0\nit 's a \"charming\" journey . \t1\n",
+    ("SST-2", "train"): 'sentence\tlabel\nhide new secretions from the parental units \t0\nit \'s a "charming" journey . \t1\n',
     ("SST-2", "test"): "index\tsentence\n0\tuneasy mishmash of styles and genres .\n",
     ("MRPC", "train"): "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
     '1\t702876\t702977\tAmrozi accused his brother , whom he called " the witness " .\tReferring to him as only " the witness " , Amrozi accused his brother .\n'
@@ -34,11 +32,16 @@ FILES = {
     "Conceptually cream skimming has two basic dimensions - product and geography.\tProduct and geography are what make cream skimming work. \tneutral\tneutral\n",
     ("MNLI", "dev_matched"): T.join(GLUE_TASKS["MNLI"].dev_header) + "\n"
     "0\t63735\t63735n\tslate\t( a )\t( b )\t(ROOT)\t(ROOT)\tThe new rights are nice enough\tEveryone really likes the newest benefits \tneutral\tentailment\tneutral\tneutral\tneutral\tneutral\n",
-    ("MNLI", "test_mismatched"): T.join(GLUE_TASKS["MNLI"].test_header) + "\n"
-    "0\t1\t1n\tfiction\t( a )\t( b )\t(ROOT)\t(ROOT)\tShe smiled.\tShe was happy.\n",
-    ("QNLI", "train"): "index\tquestion\tsentence\tlabel\n0\tWhat came into force after the new constitution was herald?\tAs of that day, the new constitution heralding the Second Republic came into force.\tentailment\n",
+    ("MNLI", "test_mismatched"): T.join(GLUE_TASKS["MNLI"].test_header) + "\n0\t1\t1n\tfiction\t( a )\t( b )\t(ROOT)\t(ROOT)\tShe smiled.\tShe was happy.\n",
+    (
+        "QNLI",
+        "train",
+    ): "index\tquestion\tsentence\tlabel\n0\tWhat came into force after the new constitution was herald?\tAs of that day, the new constitution heralding the Second Republic came into force.\tentailment\n",
     ("QNLI", "test"): "index\tquestion\tsentence\n0\tWhat is the name?\tIt is Bob.\n",
-    ("RTE", "train"): "index\tsentence1\tsentence2\tlabel\n0\tNo Weapons of Mass Destruction Found in Iraq Yet.\tWeapons of Mass Destruction Found in Iraq.\tnot_entailment\n",
+    (
+        "RTE",
+        "train",
+    ): "index\tsentence1\tsentence2\tlabel\n0\tNo Weapons of Mass Destruction Found in Iraq Yet.\tWeapons of Mass Destruction Found in Iraq.\tnot_entailment\n",
     ("RTE", "test"): "index\tsentence1\tsentence2\n0\tMamie Eisenhower was born.\tMamie was born.\n",
 }
 

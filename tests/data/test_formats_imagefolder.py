@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from shapes_world_fixtures import tiny_root, tiny_world  # noqa: F401 - fixtures
 
 from xfm_pipeline.data.formats import RecordError, image_folder_from_keys, read_image_folder
 from xfm_pipeline.data.shapes_world.scenes import SHAPES

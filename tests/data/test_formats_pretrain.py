@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-from shapes_world_fixtures import tiny_root, tiny_world  # noqa: F401 - fixtures
 
 from xfm_pipeline.data.formats import (
     ImageOnlyRecord,

@@ -67,10 +67,7 @@ def _words(word_ids_row):
 
 
 def _masked_sets(out):
-    return [
-        {p for p, t in zip(pos.tolist(), ids.tolist(), strict=True) if t != IGNORE_INDEX}
-        for pos, ids in zip(out.masked_pos, out.masked_ids, strict=True)
-    ]
+    return [{p for p, t in zip(pos.tolist(), ids.tolist(), strict=True) if t != IGNORE_INDEX} for pos, ids in zip(out.masked_pos, out.masked_ids, strict=True)]
 
 
 @pytest.mark.parametrize("name", ["wordpiece", "bpe"])

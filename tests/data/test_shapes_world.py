@@ -9,7 +9,6 @@ import re
 from collections import Counter
 
 import pytest
-from shapes_world_fixtures import tiny_root, tiny_world  # noqa: F401 - fixtures
 
 from xfm_pipeline.config import ConfigError
 from xfm_pipeline.data.shapes_world import generate_shapes_world, shapes_world_config, write_shapes_world

@@ -90,7 +90,9 @@ def test_text_key_is_equal_for_equal_strings_only_and_stable_across_processes():
     assert text_key("large grey star") == text_key("large grey star")
     assert len({text_key(t) for t in ("large grey star", "small grey star", "large grey sta", "")}) == 4
     assert 0 <= text_key("large grey star") < 2**63
-    other = subprocess.run([sys.executable, "-c", "from xfm_pipeline.data.text import text_key; print(text_key('large grey star'))"], capture_output=True, text=True, check=True)
+    other = subprocess.run(
+        [sys.executable, "-c", "from xfm_pipeline.data.text import text_key; print(text_key('large grey star'))"], capture_output=True, text=True, check=True
+    )
     assert int(other.stdout) == text_key("large grey star")  # not Python's per-process salted hash
 
 

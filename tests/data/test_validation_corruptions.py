@@ -172,9 +172,21 @@ def test_quarantine_policy_keeps_valid_records_and_explains_the_rest(world: Worl
 
 
 def test_cases_cover_the_required_corruptions():
-    required = {"truncated_jpeg", "non_image_file", "missing_file", "dotdot_escape", "absolute_path", "box_outside_image",
-                "zero_size_box", "missing_field", "wrong_type", "duplicate_id", "empty_text", "label_outside_set",
-                "eval_image_in_pretraining"}
+    required = {
+        "truncated_jpeg",
+        "non_image_file",
+        "missing_file",
+        "dotdot_escape",
+        "absolute_path",
+        "box_outside_image",
+        "zero_size_box",
+        "missing_field",
+        "wrong_type",
+        "duplicate_id",
+        "empty_text",
+        "label_outside_set",
+        "eval_image_in_pretraining",
+    }
     assert required <= set(CASES)
 
 

@@ -200,9 +200,7 @@ def test_report_and_html_describe_every_expectation(world: World):
     counts = (unit["records"], unit["valid"], unit["failed"], unit["quarantined"])
     assert counts == (3, 2, 1, 0)  # policy fail: nothing quarantined
     failed = [e for e in unit["expectations"] if not e["success"]]
-    assert [(e["expectation"], e["column"], e["unexpected_count"]) for e in failed] == [
-        ("expect_column_values_to_be_in_set", "answer_type__value", 1)
-    ]
+    assert [(e["expectation"], e["column"], e["unexpected_count"]) for e in failed] == [("expect_column_values_to_be_in_set", "answer_type__value", 1)]
     json.dumps(report)  # plain JSON
     html = render_html(report)
     assert "answer_type__value" in html and "vqa_val_json_raw" in html and "<table>" in html

@@ -104,7 +104,7 @@ def test_run_publishes_valid_records_quarantines_the_rest_and_reports(world: Wor
     assert len(frame) == len(world.raw["pretrain_image_text"])
     assert (data / "02_intermediate/glue/CoLA/train.tsv").read_text() == world.raw["glue"]["CoLA/train"]
     assert len(json.loads((data / "02_intermediate/imagenet/manifest.json").read_text())) == len(world.raw["imagenet"])
-    for name, spec in DATASETS.items():  # every dataset: valid + quarantined = input
+    for name in DATASETS:  # every dataset: valid + quarantined = input
         unit_counts = [u for u in report["units"].values() if u["dataset"] == name]
         assert sum(u["valid"] + u["quarantined"] for u in unit_counts) == sum(u["records"] for u in unit_counts), name
 

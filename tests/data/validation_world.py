@@ -89,13 +89,17 @@ def _glue_partitions() -> dict[str, str]:
         return [str(i), "main-captions", "x", "2012", str(i), "none", "none", f"A red circle {i}.", "A red circle.", score]
 
     def mnli_row(i, label):
-        return [str(i), "1", f"{i}e", "fiction", "(a)", "(b)", "(a)", "(b)", f"Premise {i}.", "Hypothesis.",
-                label, label, label, label, label, label]
+        return [str(i), "1", f"{i}e", "fiction", "(a)", "(b)", "(a)", "(b)", f"Premise {i}.", "Hypothesis.", label, label, label, label, label, label]
 
     return {
-        "CoLA/train": tsv(None, [["sw01", "1", "", "The red circle is above the square."],
-                                 ["sw02", "0", "*", "The red circle are above square the."],
-                                 ["sw01", "1", "", "There are two blue squares."]]),
+        "CoLA/train": tsv(
+            None,
+            [
+                ["sw01", "1", "", "The red circle is above the square."],
+                ["sw02", "0", "*", "The red circle are above square the."],
+                ["sw01", "1", "", "There are two blue squares."],
+            ],
+        ),
         "CoLA/test": tsv(("index", "sentence"), [["0", "A circle is red."], ["1", "Two squares are blue."]]),
         "SST-2/dev": tsv(("sentence", "label"), [["what a lovely circle ", "1"], ["the square looks dull ", "0"]]),
         "STS-B/train": tsv(stsb, [stsb_row(0, "5.000"), stsb_row(1, "2.500"), stsb_row(2, "0.000")]),
@@ -107,23 +111,28 @@ def build_world(tmp: Path) -> World:
     """Write images and return every raw dataset, all valid."""
     world = World(tmp, tmp / "images", tmp / "imagenet", tmp / "raw")
     seed = iter(range(10_000))
-    img = {split: [world.image(f"{split}/{i}.jpg", next(seed)) for i in range(n)]
-           for split, n in (("pretrain", 4), ("train", 4), ("val", 3), ("test", 3), ("testB", 2))}
+    img = {
+        split: [world.image(f"{split}/{i}.jpg", next(seed)) for i in range(n)]
+        for split, n in (("pretrain", 4), ("train", 4), ("val", 3), ("test", 3), ("testB", 2))
+    }
     r = world.raw
     binary = base64.b64encode(jpeg_bytes(next(seed))).decode()
     r["pretrain_image_text"] = jsonl_frame(
-        [{"image": img["pretrain"][0], "desc": "a red circle"},
-         {"image": img["pretrain"][1], "desc": ["two squares", "blue squares"]},
-         {"binary": binary, "desc": "a green triangle"},
-         {"image": img["pretrain"][2], "desc": "a small star"}],
+        [
+            {"image": img["pretrain"][0], "desc": "a red circle"},
+            {"image": img["pretrain"][1], "desc": ["two squares", "blue squares"]},
+            {"binary": binary, "desc": "a green triangle"},
+            {"image": img["pretrain"][2], "desc": "a small star"},
+        ],
         world.raw_root / "pretrain/image_text.jsonl",
     )
-    two_regions = [{"bb": [2, 3, 20, 10], "caption": "a red circle"},
-                   {"bb": [30, 20, 34, 28], "caption": "a square", "attributes": "blue"}]
+    two_regions = [{"bb": [2, 3, 20, 10], "caption": "a red circle"}, {"bb": [30, 20, 34, 28], "caption": "a square", "attributes": "blue"}]
     r["pretrain_region_text"] = jsonl_frame(
-        [{"image": img["pretrain"][0], "caption": "shapes", "elems": two_regions},
-         {"image": img["pretrain"][3], "elems": [{"bb": [0, 0, 64, 48], "caption": "the whole picture"}]},
-         {"image": img["pretrain"][1], "elems": [{"bb": [10.5, 4, 12, 12.25], "caption": "a star"}]}],
+        [
+            {"image": img["pretrain"][0], "caption": "shapes", "elems": two_regions},
+            {"image": img["pretrain"][3], "elems": [{"bb": [0, 0, 64, 48], "caption": "the whole picture"}]},
+            {"image": img["pretrain"][1], "elems": [{"bb": [10.5, 4, 12, 12.25], "caption": "a star"}]},
+        ],
         world.raw_root / "pretrain/region_text.jsonl",
     )
     r["pretrain_image_only"] = jsonl_frame([{"image": p} for p in img["pretrain"]], world.raw_root / "pretrain/image_only.jsonl")
@@ -132,25 +141,43 @@ def build_world(tmp: Path) -> World:
     r["retrieval_train"] = [{"image": p, "caption": f"picture {i}", "image_id": i} for i, p in enumerate(img["train"])]
     r["retrieval_train"].append({"image": img["train"][0], "caption": "another caption of picture 0", "image_id": 0})
     for split in ("val", "test"):
-        r[f"retrieval_{split}"] = [{"image": p, "caption": [f"{split} {i}", f"{split} {i} again"]}
-                                   for i, p in enumerate(img[split])]
+        r[f"retrieval_{split}"] = [{"image": p, "caption": [f"{split} {i}", f"{split} {i} again"]} for i, p in enumerate(img[split])]
 
     def vqa(split, base):
-        return [{"question_id": base + i, "image": p, "question": f"what colour is shape {i}?", "answer": ["red"] * 9 + ["blue"],
-                 "answer_type": "other", "dataset": "vqa"} for i, p in enumerate(img[split])]
+        return [
+            {
+                "question_id": base + i,
+                "image": p,
+                "question": f"what colour is shape {i}?",
+                "answer": ["red"] * 9 + ["blue"],
+                "answer_type": "other",
+                "dataset": "vqa",
+            }
+            for i, p in enumerate(img[split])
+        ]
 
     r["vqa_train"], r["vqa_val"], r["vqa_test"] = vqa("train", 100), vqa("val", 200), vqa("test", 300)
     r["vqa_answer_list"] = ["red", "blue", "two", "yes"]
     for split, src in (("train", "train"), ("dev", "val"), ("test", "test")):
         ps = img[src]
-        r[f"nlvr_{split}"] = [{"images": [ps[i], ps[(i + 1) % len(ps)]], "sentence": f"the left image has {i} circles",
-                               "label": "True" if i % 2 else "False", "identifier": f"{split}-{i}-0-0"} for i in range(len(ps))]
+        r[f"nlvr_{split}"] = [
+            {
+                "images": [ps[i], ps[(i + 1) % len(ps)]],
+                "sentence": f"the left image has {i} circles",
+                "label": "True" if i % 2 else "False",
+                "identifier": f"{split}-{i}-0-0",
+            }
+            for i in range(len(ps))
+        ]
     grounding = []
-    for split, src, paths in (("train", "train", img["train"][:3]), ("val", "val", img["val"][:2]),
-                              ("testA", "test", img["test"][:2]), ("testB", "testB", img["testB"])):
+    for split, src, paths in (
+        ("train", "train", img["train"][:3]),
+        ("val", "val", img["val"][:2]),
+        ("testA", "test", img["test"][:2]),
+        ("testB", "testB", img["testB"]),
+    ):
         for i, p in enumerate(paths):
-            grounding.append({"image": p, "text": f"the shape {i} of {src}", "bbox": [4 + i, 5, 20, 15],
-                              "ref_id": len(grounding), "split": split})
+            grounding.append({"image": p, "text": f"the shape {i} of {src}", "bbox": [4 + i, 5, 20, 15], "ref_id": len(grounding), "split": split})
     grounding.append({**grounding[0], "text": "another expression for the same shape"})  # shares ref_id 0
     r["grounding"] = grounding
     r["captioning_train"] = [{"image": p, "caption": f"a picture {i}", "image_id": 1000 + i} for i, p in enumerate(img["train"])]
@@ -160,8 +187,7 @@ def build_world(tmp: Path) -> World:
         r[f"captioning_{split}_gt"] = {
             "info": {"description": "test world"},
             "images": [{"id": it["image_id"]} for it in items],
-            "annotations": [{"image_id": it["image_id"], "id": 10 * it["image_id"] + k, "caption": f"caption {k}"}
-                            for it in items for k in range(2)],
+            "annotations": [{"image_id": it["image_id"], "id": 10 * it["image_id"] + k, "caption": f"caption {k}"} for it in items for k in range(2)],
         }
     r["glue"] = _glue_partitions()
     imagenet = {}

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from kedro.io import DatasetError
 
 from xfm_pipeline.datasets import DirectoryDataset, XFMCheckpointDataset

@@ -143,4 +143,3 @@ def test_citations_use_the_documents_of_the_repository():
             for match in pattern.finditer(text):
                 found.append(f"{path.relative_to(REPO)}:{_line(text, match.start())}: {kind}: {match.group(0)!r}")
     assert not found, "cite docs/xfm.md#<anchor> or docs/design.md#<anchor> instead:\n" + "\n".join(found)
-

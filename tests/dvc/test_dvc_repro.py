@@ -25,10 +25,6 @@ ENV = {
     **os.environ,
     "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
     "XFM_MLFLOW": "0",
-    "HF_HUB_OFFLINE": "1",
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
 }
 MINI_WORLD = {
@@ -100,7 +96,9 @@ def project(tmp_path_factory) -> Iterator[Path]:
     if shutil.which("git") is None:
         pytest.skip("git is not installed (DVC needs a Git repository)")
     copy = tmp_path_factory.mktemp("dvc") / "project"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in files:
         if (REPO / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,13 @@ def _write_world(root, n_images: int = 32, seed: int = 0):
         name = f"{i:03d}.jpg"
         img.save(images / name, quality=90)
         image_text.append({"image": name, "desc": [f"a {colour} square", f"one {colour} box"]})
-        region_text.append({"image": name, "caption": f"a picture with a {colour} square", "elems": [{"bb": [x, y, s, s], "caption": f"{colour} square", "attributes": "small" if s < 18 else "large"}]})
+        region_text.append(
+            {
+                "image": name,
+                "caption": f"a picture with a {colour} square",
+                "elems": [{"bb": [x, y, s, s], "caption": f"{colour} square", "attributes": "small" if s < 18 else "large"}],
+            }
+        )
         image_only.append({"image": name})
         text_only.append({"desc": f"the {colour} square is at {'left' if x < 24 else 'right'}"})
     records = root / "records"

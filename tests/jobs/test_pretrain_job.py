@@ -19,7 +19,16 @@ from xfm_pipeline.jobs.pretrain import run_pretraining
 from xfm_pipeline.training.launch import DistributedConfig, run_job
 
 
-def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "region_text", "image_only", "text_only"), objectives=None, lr=3e-4, eps=1e-8, sharding="ddp"):
+def _params(
+    output_dir,
+    steps=4,
+    checkpoint_every=0,
+    streams=("image_text", "region_text", "image_only", "text_only"),
+    objectives=None,
+    lr=3e-4,
+    eps=1e-8,
+    sharding="ddp",
+):
     stream_params = {
         "image_text": {"batch_size": 4, "max_tokens": 16, "max_masks": 4},
         "region_text": {"batch_size": 2, "texts_per_image": 2, "fusion_texts_per_image": 1, "max_tokens": 16, "max_masks": 4},
@@ -29,7 +38,17 @@ def _params(output_dir, steps=4, checkpoint_every=0, streams=("image_text", "reg
     return {
         **{name: stream_params[name] for name in streams},
         "objectives": objectives or {},
-        "loop": {"max_steps": steps, "lr": lr, "eps": eps, "warmup": 1, "checkpoint_every": checkpoint_every, "log_every": 1, "progress": False, "seed": 7, "sharding": sharding},
+        "loop": {
+            "max_steps": steps,
+            "lr": lr,
+            "eps": eps,
+            "warmup": 1,
+            "checkpoint_every": checkpoint_every,
+            "log_every": 1,
+            "progress": False,
+            "seed": 7,
+            "sharding": sharding,
+        },
         "output_dir": str(output_dir),
     }
 
@@ -45,7 +64,16 @@ def _weights(checkpoint) -> dict[str, torch.Tensor]:
 def test_every_stream_and_objective_runs(pretrain_world, init_dir, tmp_path):
     result = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "run", steps=3)))
     keys = set(result["history"][-1])
-    for expected in ("image_text/loss_itc", "image_text/loss_itm", "image_text/loss_mlm", "image_text/loss_mim", "region_text/loss_bbox", "region_text/loss_giou", "image_only/loss_mim", "text_only/loss_text_mlm"):
+    for expected in (
+        "image_text/loss_itc",
+        "image_text/loss_itm",
+        "image_text/loss_mlm",
+        "image_text/loss_mim",
+        "region_text/loss_bbox",
+        "region_text/loss_giou",
+        "image_only/loss_mim",
+        "text_only/loss_text_mlm",
+    ):
         assert expected in keys
     assert all(torch.isfinite(torch.tensor(v)) for v in result["history"][-1].values())
     assert Path(result["final_checkpoint"], "config.json").is_file()
@@ -93,7 +121,14 @@ def test_two_process_torchrun_equals_one_process(pretrain_world, init_dir, tmp_p
 def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tmp_path):
     full = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "full", steps=4, checkpoint_every=2)))
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"job": "xfm_pipeline.jobs.pretrain:run_pretraining", "config": _config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2))}))
+    job.write_text(
+        json.dumps(
+            {
+                "job": "xfm_pipeline.jobs.pretrain:run_pretraining",
+                "config": _config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2)),
+            }
+        )
+    )
     proc = subprocess.Popen([sys.executable, "-m", "xfm_pipeline.training.worker", str(job)], env=dict(os.environ, XFM_MLFLOW="0"))
     deadline = time.time() + 240
     while not list((tmp_path / "killed").glob("run-*/checkpoint-0000002")) and proc.poll() is None and time.time() < deadline:

@@ -121,9 +121,7 @@ def test_crowded_image_index_equals_gathered_images(fusion):
     indexed = fusion(text, text_atts, images, image_atts, image_index=index)
     gathered = fusion(text, text_atts, images[index], image_atts[index])
     torch.testing.assert_close(indexed, gathered)
-    torch.testing.assert_close(
-        torch.autograd.grad(indexed.square().sum(), images)[0], torch.autograd.grad(gathered.square().sum(), images)[0]
-    )
+    torch.testing.assert_close(torch.autograd.grad(indexed.square().sum(), images)[0], torch.autograd.grad(gathered.square().sum(), images)[0])
 
 
 def test_mlm_head_uses_the_given_tied_table(fusion):

@@ -92,7 +92,9 @@ def test_official_file_into_a_larger_image_size(tiny_model, tmp_path):
     model = XFM(build_config("tiny", {"vision": {"image_size": 96}}))
     report = load_official_checkpoint(path, model)
     grid = 96 // 8
-    assert sorted(report.resized) == sorted([f"vision_encoder.blocks.{i}.attn.relative_position_bias_table" for i in range(tiny_model.config.vision.depth)] + ["vision_encoder.pos_embed"])
+    assert sorted(report.resized) == sorted(
+        [f"vision_encoder.blocks.{i}.attn.relative_position_bias_table" for i in range(tiny_model.config.vision.depth)] + ["vision_encoder.pos_embed"]
+    )
     assert model.vision_encoder.pos_embed.shape == (1, 1 + (96 // 8) ** 2, 192)
     assert model.vision_encoder.blocks[0].attn.relative_position_bias_table.shape == ((2 * grid - 1) ** 2 + 3, 3)
     assert model.encode_image(torch.randn(1, 3, 96, 96)).shape == (1, 1 + grid**2, 192)

@@ -49,7 +49,11 @@ def test_pretrained_encoder_knows_language(minilm):
 
 
 def test_random_init_from_config_and_clear_errors():
-    model = build_text_encoder(TextConfig(hf_config={"model_type": "bert", "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}))
+    model = build_text_encoder(
+        TextConfig(
+            hf_config={"model_type": "bert", "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+        )
+    )
     assert model.config.vocab_size == 99
     with pytest.raises(ValueError, match="model_type"):
         build_text_encoder(TextConfig())

@@ -77,7 +77,7 @@ def executed(tiny_checkpoint_without_dropout, task_checkpoints, shapes_world, tm
     from nbclient import NotebookClient
 
     mp = pytest.MonkeyPatch()
-    for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "XFM_MLFLOW": "0", "OMP_NUM_THREADS": "1"}.items():
+    for key, value in {"XFM_MLFLOW": "0", "OMP_NUM_THREADS": "1"}.items():
         mp.setenv(key, value)
     jupyter_path = _venv_jupyter_path(tmp_path_factory)
     if jupyter_path:

@@ -59,9 +59,7 @@ def test_only_whole_image_captions_give_attached_zeros():
 
 
 def test_degenerate_boxes_give_finite_losses_and_do_not_zero_the_batch():
-    pred = torch.tensor(
-        [[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.2, 0.0], [0.3, 0.3, 0.2, 0.2], [0.5, 0.5, 0.4, 0.4]], requires_grad=True
-    )
+    pred = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.2, 0.0], [0.3, 0.3, 0.2, 0.2], [0.5, 0.5, 0.4, 0.4]], requires_grad=True)
     target = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.4, 0.4, 0.2, 0.2], [0.3, 0.3, 0.0, 0.1], [0.6, 0.5, 0.4, 0.4]])
     loss_bbox, loss_giou = bbox_loss(pred, target)
     assert torch.isfinite(loss_bbox) and torch.isfinite(loss_giou)

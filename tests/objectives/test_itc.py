@@ -48,9 +48,7 @@ def test_soft_targets_with_tied_idx_match_naive_reference(idx):
     loss = itc_loss(image, text, 0.1, idx=idx)
     ref = _naive_itc(image, text, 0.1, idx=idx.tolist())
     torch.testing.assert_close(loss, ref)
-    torch.testing.assert_close(
-        torch.autograd.grad(loss, image)[0], torch.autograd.grad(ref, image)[0]
-    )
+    torch.testing.assert_close(torch.autograd.grad(loss, image)[0], torch.autograd.grad(ref, image)[0])
 
 
 def test_distinct_idx_equals_hard_targets():

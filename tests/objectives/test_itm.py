@@ -141,9 +141,7 @@ def test_itm_loss_matches_naive_reference(with_atts, idx):
     idx = None if idx is None else torch.tensor(idx)
     sim_i2t, sim_t2i = _sims(b, seed=4)
     model = _FakeFusionModel(dim)
-    out = itm_loss(
-        model, image_embeds, image_atts, text_embeds, text_atts, sim_i2t, sim_t2i, idx, torch.Generator().manual_seed(9)
-    )
+    out = itm_loss(model, image_embeds, image_atts, text_embeds, text_atts, sim_i2t, sim_t2i, idx, torch.Generator().manual_seed(9))
     assert model.fuse_calls == 1
     neg_text, neg_image = sample_hard_negatives(sim_i2t, sim_t2i, idx, torch.Generator().manual_seed(9))
     ref_loss, ref_acc = _naive_itm(model, image_embeds, image_atts, text_embeds, text_atts, neg_text, neg_image)

@@ -102,10 +102,9 @@ def test_pixel_mim_matches_naive_reference_and_ignores_visible_patches():
 def test_patch_similarity_matches_a_pairwise_loop_and_its_extremes():
     torch.manual_seed(3)
     tokens = torch.randn(2, 1 + 5, 8)
-    naive = torch.stack([
-        torch.stack([F.cosine_similarity(tokens[b, 1 + i], tokens[b, 1 + j], dim=0) for i in range(5) for j in range(5)]).mean()
-        for b in range(2)
-    ]).mean()
+    naive = torch.stack(
+        [torch.stack([F.cosine_similarity(tokens[b, 1 + i], tokens[b, 1 + j], dim=0) for i in range(5) for j in range(5)]).mean() for b in range(2)]
+    ).mean()
     torch.testing.assert_close(patch_similarity(tokens), naive)
     collapsed = torch.randn(1, 1, 8).expand(3, 1 + 5, 8)  # every patch the same vector
     assert patch_similarity(collapsed).item() == pytest.approx(1.0)

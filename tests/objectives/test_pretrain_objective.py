@@ -26,9 +26,7 @@ def batches():
     """One batch per stream, built with the real tokenizer and maskers (4 texts, 64 px images)."""
     tokenizer = load_tokenizer("all-minilm-l6-v2")
     enc = tokenizer(TEXTS, padding="max_length", max_length=12, truncation=True, return_tensors="pt")
-    masked = TextMasker(tokenizer, mask_prob=0.5, max_masks=6)(
-        enc["input_ids"], enc["attention_mask"], rng=random.Random(0)
-    )
+    masked = TextMasker(tokenizer, mask_prob=0.5, max_masks=6)(enc["input_ids"], enc["attention_mask"], rng=random.Random(0))
     text = {
         "text_ids": enc["input_ids"],
         "text_atts": enc["attention_mask"],
@@ -52,9 +50,7 @@ def batches():
             "images": torch.randn(2, 3, 64, 64, generator=g),
             "idx_to_group_img": torch.tensor([0, 0, 1, 1]),
             "image_atts": torch.cat([torch.ones(4, 1, dtype=torch.long), region_atts], dim=1),
-            "target_bbox": torch.tensor(
-                [[0.5, 0.5, 1.0, 1.0], [0.3, 0.3, 0.2, 0.2], [0.6, 0.4, 0.3, 0.1], [0.5, 0.7, 0.4, 0.2]]
-            ),
+            "target_bbox": torch.tensor([[0.5, 0.5, 1.0, 1.0], [0.3, 0.3, 0.2, 0.2], [0.6, 0.4, 0.3, 0.1], [0.5, 0.7, 0.4, 0.2]]),
             "is_image": torch.tensor([1, 0, 0, 0]),
             **text,
         },
@@ -212,12 +208,24 @@ def test_itm_and_fusion_mlm_share_one_fusion_call_and_equal_the_separate_losses(
             text_embeds = tiny_model.encode_text(batch["text_ids"], text_atts)
             sim = tiny_model.similarity(tiny_model.image_features(image_embeds), tiny_model.text_features(text_embeds))
             itm = itm_loss(
-                tiny_model, image_embeds, image_atts, text_embeds, text_atts, sim, sim.t(), idx,
+                tiny_model,
+                image_embeds,
+                image_atts,
+                text_embeds,
+                text_atts,
+                sim,
+                sim.t(),
+                idx,
                 torch.Generator().manual_seed(5),
             )
             mlm = fusion_mlm_loss(
-                tiny_model, image_embeds, image_atts, batch["text_ids_masked"], text_atts,
-                batch["masked_pos"], batch["masked_ids"],
+                tiny_model,
+                image_embeds,
+                image_atts,
+                batch["text_ids_masked"],
+                text_atts,
+                batch["masked_pos"],
+                batch["masked_ids"],
             )
     finally:
         tiny_model.train(was_training)

@@ -21,7 +21,6 @@ def test_kedro_session_writes_a_loadable_checkpoint(tmp_path):
     assert summary["preset"] == "tiny" and summary["parameters"]["total"] > 20_000_000
 
     from xfm_pipeline.datasets import XFMCheckpointDataset
-
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained, read_checkpoint_config
 
     directory = XFMCheckpointDataset(path=str(tmp_path / "data/06_models/init")).load()  # checkpoints travel by path

@@ -46,13 +46,7 @@ BIN = Path(sys.executable).parent  # the venv's bin (the test runs on the venv's
 ENV = {
     **os.environ,
     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "XFM_MLFLOW": "0",
+    "XFM_MLFLOW": "0",  # the offline environment comes from os.environ (tests/conftest.py)
     "OMP_NUM_THREADS": "1",
     "COLUMNS": "200",  # rich wraps Kedro's log lines at 80 columns otherwise
 }
@@ -122,12 +116,17 @@ COMMANDS: dict[str, tuple] = {
     "make test": (DryMake(), CI()),
     # command convention
     "source .venv/bin/activate": (Check("check_activate"),),
-    "export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 KEDRO_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1": (
+    "export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 KEDRO_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 GX_ANALYTICS_ENABLED=false": (
         Check("check_exports_match_the_makefile"),
     ),
     # results
     "mlflow ui --backend-store-uri sqlite:///mlflow.db": (Server("/health", "OK"),),
-    "kedro viz run": (Help(), Covered("tests/viz/test_kedro_viz_browser.py::test_kedro_viz_run_serves_every_registered_pipeline", "starts `kedro viz run` and asks it for every pipeline")),
+    "kedro viz run": (
+        Help(),
+        Covered(
+            "tests/viz/test_kedro_viz_browser.py::test_kedro_viz_run_serves_every_registered_pipeline", "starts `kedro viz run` and asks it for every pipeline"
+        ),
+    ),
     # pipelines
     "kedro registry list": (Run(expect=("- __default__", "- report", "- finetune_vqa", "- linear_probe_imagenet")),),
     "kedro run --pipeline finetune_vqa": (
@@ -161,12 +160,18 @@ COMMANDS: dict[str, tuple] = {
     "mlflow server --backend-store-uri sqlite:////srv/mlflow/mlflow.db --artifacts-destination /srv/mlflow/artifacts --host 0.0.0.0 --port 5000": (Help(),),
     "export MLFLOW_TRACKING_URI=http://10.0.0.1:5000": (
         Check("check_tracking_uri"),
-        Covered("tests/tracking/test_mlflow_hook.py::test_parent_and_nested_runs_with_params_metrics_and_artifacts", "runs logged to the store named by MLFLOW_TRACKING_URI"),
+        Covered(
+            "tests/tracking/test_mlflow_hook.py::test_parent_and_nested_runs_with_params_metrics_and_artifacts",
+            "runs logged to the store named by MLFLOW_TRACKING_URI",
+        ),
     ),
     # notebook
     "jupyter execute notebooks/walkthrough.ipynb": (
         Help(),
-        Covered("tests/notebooks/test_walkthrough_notebook.py::test_notebook_runs_without_errors_on_the_venv_kernel", "executes the notebook with nbclient (what `jupyter execute` drives)"),
+        Covered(
+            "tests/notebooks/test_walkthrough_notebook.py::test_notebook_runs_without_errors_on_the_venv_kernel",
+            "executes the notebook with nbclient (what `jupyter execute` drives)",
+        ),
     ),
     # benchmarks
     "python benchmarks/pretrain_step.py --preset tiny --batch 8": (Help(),),
@@ -285,9 +290,12 @@ def check_activate(command: str) -> None:
 
 
 def check_exports_match_the_makefile(command: str) -> None:
-    """The README's offline/telemetry exports are exactly the Makefile's (values included)."""
+    """The README's offline/telemetry exports are exactly the Makefile's and the package's (values included)."""
+    from xfm_pipeline.offline import OFFLINE_ENVIRONMENT
+
     makefile = dict(re.findall(r"^export\s+(\w+)\s*:=\s*(\S+)\s*$", (REPO / "Makefile").read_text(), flags=re.M))
     makefile.pop("TRANSFORMERS_VERBOSITY", None)  # log verbosity, not an offline/telemetry setting
+    assert makefile == OFFLINE_ENVIRONMENT, f"Makefile exports {makefile}, xfm_pipeline.offline has {OFFLINE_ENVIRONMENT}"
     words = shlex.split(command)
     assert words[0] == "export", command
     exported = dict(word.split("=", 1) for word in words[1:])
@@ -375,7 +383,14 @@ def dvc_sandbox(tmp_path_factory) -> dict[str, str]:
         shutil.copy2(REPO / name, repo / name)
     (repo / "data" / "01_raw").mkdir(parents=True)
     (repo / "data" / "01_raw" / ".gitkeep").touch()
-    env = ENV | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(root)}
+    env = ENV | {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(root),
+    }
     for setup in ("git init -q", "git add -A", "git commit -qm init", "dvc init -q"):
         _ok(_run(setup, repo, env), setup)
     dataset = repo / "data" / "01_raw" / "coco" / "annotations" / "captions.json"
@@ -549,4 +564,6 @@ def test_readme_conf_local_yaml_blocks_are_valid():
         assert name in CONF_LOCAL_CHECKS, f"README yaml block for conf/local/{name}: add a check to CONF_LOCAL_CHECKS"
         CONF_LOCAL_CHECKS[name](yaml.safe_load("\n".join(block)))
         seen.append(name)
-    assert "parameters_pretrain.yml" not in seen or any(isinstance(e, Check) and e.function == "check_multi_node_pretrain" for entry in COMMANDS.values() for e in entry)
+    assert "parameters_pretrain.yml" not in seen or any(
+        isinstance(e, Check) and e.function == "check_multi_node_pretrain" for entry in COMMANDS.values() for e in entry
+    )

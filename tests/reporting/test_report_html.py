@@ -47,7 +47,10 @@ def test_site_from_the_nodes_references_exactly_the_pictures_it_writes(tmp_path)
         val=[{"question_id": 5, "image": "a.png", "question": "what colour?", "answer": ["green"] * 10}],
         test=[],
     )
-    training = {"pictures": [{"file": "plots/finetune_losses.png", "caption": "losses", "png": PNG}], "notes": ["finetune_vqa: not run (no training history saved)"]}
+    training = {
+        "pictures": [{"file": "plots/finetune_losses.png", "caption": "losses", "png": PNG}],
+        "notes": ["finetune_vqa: not run (no training history saved)"],
+    }
     files = build_report_site(results, training, headline, finetune_vqa=vqa, finetune_captioning={"pictures": [], "notes": ["not run: no predictions saved"]})
 
     page = files["index.html"]

@@ -12,10 +12,10 @@ import yaml
 from kedro.io import DataCatalog, DatasetError
 from PIL import Image
 
-from xfm_pipeline.tasks.registry import PIPELINES
-from xfm_pipeline.pipelines.report import create_pipeline
 from xfm_pipeline.datasets import OptionalJSONDataset
+from xfm_pipeline.pipelines.report import create_pipeline
 from xfm_pipeline.pipelines.report.datasets import ReportDirectoryDataset
+from xfm_pipeline.tasks.registry import PIPELINES
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 
@@ -89,7 +89,10 @@ def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
         Path("data/07_model_output/finetune_grounding/predictions.json"),
         {"val": [{"index": 0, "ref_id": 1, "image": "val/000001.jpg", "text": "the square", "pred_bbox": [10, 10, 20, 20]}]},
     )
-    write_json(Path("data/02_intermediate/grounding/refcoco+.json"), [{"image": "val/000001.jpg", "text": "the square", "bbox": [8, 8, 20, 20], "ref_id": 1, "split": "val"}])
+    write_json(
+        Path("data/02_intermediate/grounding/refcoco+.json"),
+        [{"image": "val/000001.jpg", "text": "the square", "bbox": [8, 8, 20, 20], "ref_id": 1, "split": "val"}],
+    )
     for task, split in [("vqa", "val"), ("vqa", "test"), ("retrieval", "val"), ("retrieval", "test"), ("captioning", "val"), ("captioning", "test")]:
         write_json(Path(f"data/02_intermediate/{task}/{split}.json"), [])
     for split in ("val_gt", "test_gt"):

@@ -46,9 +46,15 @@ def png_size(data: bytes) -> tuple[int, int]:
 def pretrain_history(steps: int = 30) -> list[dict]:
     return [
         {
-            "image_text/loss_itc": 2.0 / s, "image_text/loss_mlm": 10.0 / s, "image_text/loss": 12.0 / s,
-            "region_text/loss_itc": 2.1 / s, "region_text/loss_bbox": 0.8, "text_only/loss_text_mlm": 11.0 / s,
-            "grad_norm": 5.0, "lr": 1e-4, "step": s,
+            "image_text/loss_itc": 2.0 / s,
+            "image_text/loss_mlm": 10.0 / s,
+            "image_text/loss": 12.0 / s,
+            "region_text/loss_itc": 2.1 / s,
+            "region_text/loss_bbox": 0.8,
+            "text_only/loss_text_mlm": 11.0 / s,
+            "grad_norm": 5.0,
+            "lr": 1e-4,
+            "step": s,
         }  # fmt: skip
         for s in range(1, steps + 1)
     ]
@@ -87,7 +93,10 @@ def test_finetune_loss_curves_skip_pipelines_without_training_loss(figures):
     shown = panels(figures[-1])
     assert list(shown) == ["a", "b"]  # sorted by pipeline; the not-run and evaluation-only ones get none
     steps = [float(s) for s in range(1, 20)]
-    assert lines(shown["a"]) == {"loss": (steps, pytest.approx([1.0 / s for s in range(1, 20)])), "loss_itc": (steps, pytest.approx([0.5 / s for s in range(1, 20)]))}
+    assert lines(shown["a"]) == {
+        "loss": (steps, pytest.approx([1.0 / s for s in range(1, 20)])),
+        "loss_itc": (steps, pytest.approx([0.5 / s for s in range(1, 20)])),
+    }
     assert lines(shown["b"]) == {"loss": ([1.0, 2.0, 3.0], [3.0, 3.0, 3.0])}
     assert shown["a"].get_legend() is not None and shown["b"].get_legend() is None  # a legend only for several lines
     assert finetune_loss_curves({"not_run": None, "eval_only": []}) is None
@@ -100,7 +109,11 @@ def test_metric_bars_draw_values_and_not_run_rows(figures):
     (ax,) = figures[-1].axes
     assert [bar.get_width() for bar in ax.patches] == [0.0, 55.0, -12.5]
     assert [to_hex(bar.get_facecolor()) for bar in ax.patches] == ["#ffffff", "#4c72b0", "#4c72b0"]  # a not-run row shows no bar
-    assert [label.get_text() for label in ax.get_yticklabels()] == ["finetune_vqa", "finetune_nlvr  (test/nlvr_acc)", "finetune_glue_cola  (val/matthews_correlation)"]
+    assert [label.get_text() for label in ax.get_yticklabels()] == [
+        "finetune_vqa",
+        "finetune_nlvr  (test/nlvr_acc)",
+        "finetune_glue_cola  (val/matthews_correlation)",
+    ]
     assert [text.get_text() for text in ax.texts] == ["not run", "55.00", "-12.50"]
     assert ax.yaxis_inverted()  # the first entry on top
     assert ax.get_xlim() == pytest.approx((-12.5 * 1.1, 55.0 * 1.15))

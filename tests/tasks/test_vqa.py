@@ -57,7 +57,9 @@ def test_fresh_decoder_weights_get_the_new_parameter_lr(case, tiny_init):
     model = build(case, tiny_init)
     new = TASK.new_parameters(model)
     assert sorted(new) == sorted(f"decoder.{k}" for k in model.decoder.fresh_keys)
-    assert {n.rsplit(".", 1)[-1] for n in new} == {"weight", "bias"} and all(".crossattention.self.key." in n or ".crossattention.self.value." in n for n in new)
+    assert {n.rsplit(".", 1)[-1] for n in new} == {"weight", "bias"} and all(
+        ".crossattention.self.key." in n or ".crossattention.self.value." in n for n in new
+    )
     lr_of = {id(p): g["lr"] for g in param_groups(model, 1e-4, 0.01, new, lr_mult=2.0) for p in g["params"]}
     named = dict(model.named_parameters())
     assert lr_of[id(named["decoder.layer.0.crossattention.self.key.weight"])] == pytest.approx(2e-4)

@@ -68,7 +68,9 @@ def test_logging_validation_and_checkpoints_follow_their_schedules_and_the_best_
     scores = {2: 0.5, 4: 0.9, 6: 0.7, 7: 0.8}
     calls = []
     config = _config(max_steps=7, log_every=3, eval_every=2, checkpoint_every=4, select_metric="acc", select_mode=mode)
-    result = train(_model(), _objective, _streams(), config, tmp_path, on_log=lambda step, m: calls.append(step), evaluate=lambda m, step: {"acc": scores[step]})
+    result = train(
+        _model(), _objective, _streams(), config, tmp_path, on_log=lambda step, m: calls.append(step), evaluate=lambda m, step: {"acc": scores[step]}
+    )
     # within a step: the logged point, then the validation; both also at the last step
     assert [(h["step"], "val/acc" in h) for h in result.history] == [(2, True), (3, False), (4, True), (6, False), (6, True), (7, False), (7, True)]
     assert calls == [2, 3, 4, 6, 6, 7, 7]

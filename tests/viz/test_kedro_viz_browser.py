@@ -58,10 +58,6 @@ DEAD_PROXY = "http://127.0.0.1:9"
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        KEDRO_DISABLE_TELEMETRY="1",
-        DO_NOT_TRACK="1",
         XFM_MLFLOW="0",
         OMP_NUM_THREADS="1",
         HTTP_PROXY=DEAD_PROXY,
@@ -91,9 +87,7 @@ def registered_pipelines() -> dict[str, list[str]]:
         "from kedro.framework.project import pipelines\n"
         "print('PIPELINES=' + json.dumps({k: sorted(n.name for n in p.nodes) for k, p in pipelines.items()}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("PIPELINES="))
     pipelines = json.loads(line.removeprefix("PIPELINES="))
@@ -117,9 +111,7 @@ def viz_build(project_view) -> Path:
     """The output directory of ``kedro viz build`` on the project."""
     project = project_view
     started = time.monotonic()
-    result = subprocess.run(
-        [str(KEDRO), "viz", "build"], cwd=project, env=_env(), capture_output=True, text=True, timeout=180
-    )
+    result = subprocess.run([str(KEDRO), "viz", "build"], cwd=project, env=_env(), capture_output=True, text=True, timeout=180)
     output = result.stdout + result.stderr
     # The command prints its errors and still exits 0: success is the message and the files.
     assert result.returncode == 0 and "Success!" in output, output[-4000:]
@@ -229,16 +221,12 @@ def test_kedro_viz_build_renders_in_chromium(viz_build, registered_pipelines, tm
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             # offline and hermetic: only the local server is reachable (the UI asks Google Fonts for a font)
-            page.route(
-                re.compile(r"^(?!https?://127\.0\.0\.1[:/]|data:|blob:).*"), lambda route: route.abort()
-            )
+            page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]|data:|blob:).*"), lambda route: route.abort())
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("requestfailed", lambda req: bad_local.append(f"{req.url} failed") if req.url.startswith(url) else None)
             page.on(
                 "response",
-                lambda res: bad_local.append(f"{res.url} {res.status}")
-                if res.url.startswith(url) and res.status >= 400
-                else None,
+                lambda res: bad_local.append(f"{res.url} {res.status}") if res.url.startswith(url) and res.status >= 400 else None,
             )
             # expandAllPipelines: nodes inside modular pipelines (namespaces) are drawn, not one collapsed box
             response = page.goto(f"{url}/?expandAllPipelines=true", wait_until="domcontentloaded")
@@ -250,9 +238,7 @@ def test_kedro_viz_build_renders_in_chromium(viz_build, registered_pipelines, tm
             # the pipeline selector lists every registered pipeline
             selector = page.locator('[data-test="kedro-pipeline-selector"]')
             assert selector.locator(".dropdown__label").inner_text().strip() == "__default__"
-            titles = selector.locator(".menu-option .menu-option__content").evaluate_all(
-                "els => els.map(e => e.getAttribute('title'))"
-            )
+            titles = selector.locator(".menu-option .menu-option__content").evaluate_all("els => els.map(e => e.getAttribute('title'))")
             missing = set(registered_pipelines) - set(titles)
             assert not missing, f"pipelines missing from the selector: {sorted(missing)} (listed: {titles})"
 

@@ -115,8 +115,7 @@ class TextMasker:
         self.marker = _subword_marker(tokenizer)
         if mask_whole_word and self.marker is None:
             log.warning(
-                "%s: no word-boundary markers in the vocabulary; tokens are masked independently unless "
-                "word_ids are passed",
+                "%s: no word-boundary markers in the vocabulary; tokens are masked independently unless word_ids are passed",
                 type(tokenizer).__name__,
             )
 

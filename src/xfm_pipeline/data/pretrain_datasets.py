@@ -68,7 +68,9 @@ class ImageTextDataset(torch.utils.data.Dataset):
 
     stream = "image_text"
 
-    def __init__(self, records: list[ImageTextRecord], image_root, transform, tokenizer, text_masker, patch_masker, text: TextSettings, source: str = "image_text"):
+    def __init__(
+        self, records: list[ImageTextRecord], image_root, transform, tokenizer, text_masker, patch_masker, text: TextSettings, source: str = "image_text"
+    ):
         self.records, self.root, self.transform = records, image_root, transform
         self.tokenizer, self.text_masker, self.patch_masker, self.text = tokenizer, text_masker, patch_masker, text
         self.source = source
@@ -147,7 +149,22 @@ class RegionTextDataset(torch.utils.data.Dataset):
 
     stream = "region_text"
 
-    def __init__(self, records: list[RegionTextRecord], image_root, image_size: int, patch_size: int, color_transform, tokenizer, text_masker, text: TextSettings, texts_per_image: int = 2, min_area_in_crop: float = 0.5, source: str = "region_text", fusion_texts_per_image: int | None = None, augment: bool = True):
+    def __init__(
+        self,
+        records: list[RegionTextRecord],
+        image_root,
+        image_size: int,
+        patch_size: int,
+        color_transform,
+        tokenizer,
+        text_masker,
+        text: TextSettings,
+        texts_per_image: int = 2,
+        min_area_in_crop: float = 0.5,
+        source: str = "region_text",
+        fusion_texts_per_image: int | None = None,
+        augment: bool = True,
+    ):
         fusion = texts_per_image if fusion_texts_per_image is None else fusion_texts_per_image
         if not 1 <= fusion <= texts_per_image:
             raise ValueError(f"{source}: fusion_texts_per_image must be in 1..texts_per_image ({texts_per_image}), got {fusion_texts_per_image}")
@@ -244,7 +261,10 @@ def collate(stream: str):
                 **{key: torch.cat([s[key] for s in samples]) for key in ("target_bbox", "is_image", "image_atts", "fusion_rows", "text_key")},
             }
         else:
-            batch = {key: torch.stack([s[key] for s in samples]) if isinstance(samples[0][key], torch.Tensor) else torch.tensor([s[key] for s in samples]) for key in samples[0]}
+            batch = {
+                key: torch.stack([s[key] for s in samples]) if isinstance(samples[0][key], torch.Tensor) else torch.tensor([s[key] for s in samples])
+                for key in samples[0]
+            }
         batch["stream"] = stream
         return trim_text_padding(batch)
 

@@ -74,7 +74,9 @@ def eval_loader(task, split: str, data, tokenizer, params, image_root):
     import torch
 
     dataset = task.dataset(split, data, tokenizer, params, image_root, train=False)
-    return torch.utils.data.DataLoader(dataset, batch_size=params.eval_batch_size, shuffle=False, collate_fn=task.collate(split, train=False), num_workers=params.num_workers)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=params.eval_batch_size, shuffle=False, collate_fn=task.collate(split, train=False), num_workers=params.num_workers
+    )
 
 
 def run_finetune(config: dict[str, Any]) -> dict[str, Any]:

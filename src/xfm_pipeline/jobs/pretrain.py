@@ -69,7 +69,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained, write_pretrained
     from xfm_pipeline.objectives.pretrain import ObjectiveWeights, XFMPretrainObjective
     from xfm_pipeline.tracking import MlflowStepLogger
-    from xfm_pipeline.training.loop import LoopConfig, Stream, make_accelerator, train
+    from xfm_pipeline.training.loop import LoopConfig, make_accelerator, train
 
     params = from_dict(PretrainParams, config["params"], path="pretrain")
     loop_config = from_dict(LoopConfig, params.loop, path="pretrain.loop")
@@ -126,13 +126,27 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
         dataset = pd.ImageTextDataset(records, image_root, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
     elif name == "region_text":
         colour = randaugment_color_transform() if sp.augment else eval_transform(vision.image_size)
-        dataset = pd.RegionTextDataset(records, image_root, vision.image_size, vision.patch_size, colour, tokenizer, text_masker, text, texts_per_image=sp.texts_per_image, fusion_texts_per_image=sp.fusion_texts_per_image, augment=sp.augment)
+        dataset = pd.RegionTextDataset(
+            records,
+            image_root,
+            vision.image_size,
+            vision.patch_size,
+            colour,
+            tokenizer,
+            text_masker,
+            text,
+            texts_per_image=sp.texts_per_image,
+            fusion_texts_per_image=sp.fusion_texts_per_image,
+            augment=sp.augment,
+        )
     elif name == "image_only":
         dataset = pd.ImageOnlyDataset(records, image_root, pretrain_transform(vision.image_size), patch_masker)
     else:
         dataset = pd.TextOnlyDataset(records, tokenizer, text_masker, text)
     sampler = StreamSampler(len(dataset), sp.batch_size, seed=seed * 31 + offset, rank=accelerator.process_index, world_size=accelerator.num_processes)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=pd.collate(name), num_workers=params.num_workers, persistent_workers=params.num_workers > 0)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=pd.collate(name), num_workers=params.num_workers, persistent_workers=params.num_workers > 0
+    )
     samples = sp.batch_size * (sp.texts_per_image if name == "region_text" else 1)
     return Stream(loader, sampler, weight=sp.weight, samples_per_batch=samples)
 

@@ -70,7 +70,7 @@ def prune_runs(run_dir: str | Path, keep: int) -> list[Path]:
     others = [d for d in run_dir.parent.glob("run-*") if d.is_dir() and d.resolve() != run_dir.resolve()]
     others.sort(key=lambda d: d.stat().st_mtime, reverse=True)
     deleted = []
-    for old in others[max(keep - 1, 0):]:
+    for old in others[max(keep - 1, 0) :]:
         doomed = old.with_name(f".deleting-{old.name}-{uuid.uuid4().hex[:8]}")
         old.rename(doomed)
         shutil.rmtree(doomed)

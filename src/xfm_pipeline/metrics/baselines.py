@@ -41,9 +41,7 @@ def answer_prior(train: Sequence[tuple[str, Sequence[str]]]) -> dict[str, str]:
     return {t: most_frequent(a) for t, a in sorted(per_type.items())}
 
 
-def answer_prior_accuracy(
-    train: Sequence[tuple[str, Sequence[str]]], test: Sequence[tuple[str, Sequence[str]]]
-) -> dict[str, float]:
+def answer_prior_accuracy(train: Sequence[tuple[str, Sequence[str]]], test: Sequence[tuple[str, Sequence[str]]]) -> dict[str, float]:
     """Text-only prior baseline: VQA accuracy (in [0, 1]) overall and per question type on ``test``.
 
     Question types never seen in training are answered with the overall most frequent answer.
@@ -54,9 +52,7 @@ def answer_prior_accuracy(
     return _accuracy_per_type([(t, guess(t), answers) for t, answers in test])
 
 
-def question_prior_accuracy(
-    train: Sequence[tuple[str, str, Sequence[str]]], test: Sequence[tuple[str, str, Sequence[str]]]
-) -> dict[str, float]:
+def question_prior_accuracy(train: Sequence[tuple[str, str, Sequence[str]]], test: Sequence[tuple[str, str, Sequence[str]]]) -> dict[str, float]:
     """Question-lookup baseline: VQA accuracy (in [0, 1]) overall and per question type on ``test``.
 
     Args:

@@ -39,9 +39,7 @@ logger = logging.getLogger(__name__)
 CAPTION_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider", "spice")
 # pycocoevalcap's list of punctuation tokens removed after PTB tokenisation (case-sensitive: with
 # -lowerCase the bracket tokens come out as "-lrb-" etc. and are therefore KEPT, as in the toolkit).
-PTB_PUNCTUATION = frozenset(
-    ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
-)
+PTB_PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"])
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _PTB_CLASS = "edu.stanford.nlp.process.PTBTokenizer"
 
@@ -91,9 +89,7 @@ def ptb_tokenize(captions: Sequence[str], timeout: float = 600.0) -> list[str]:
 # --- pure-Python approximation of PTB tokenisation -------------------------------------------------
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
 _SPLIT_WORDS = {"cannot": "can not", "gonna": "gon na", "wanna": "wan na", "gotta": "got ta"}
-_ABBREVIATIONS = frozenset(
-    {"mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "vs.", "etc.", "inc.", "co.", "no.", "mt."}
-)
+_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "vs.", "etc.", "inc.", "co.", "no.", "mt."})
 _CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
 _CLITIC = re.compile(r"^(.+?)(" + "|".join(_CLITICS) + r")$")
 
@@ -198,10 +194,7 @@ def _spice_score(gts: dict, res: dict) -> float:
     needed = [os.path.join(lib, f"stanford-corenlp-3.6.0{suffix}.jar") for suffix in ("", "-models")]
     missing = [path for path in needed if not os.path.exists(path)]
     if missing:
-        raise FileNotFoundError(
-            "SPICE needs Stanford CoreNLP 3.6.0, which pycocoevalcap would download; place these files first: "
-            + ", ".join(missing)
-        )
+        raise FileNotFoundError("SPICE needs Stanford CoreNLP 3.6.0, which pycocoevalcap would download; place these files first: " + ", ".join(missing))
     from pycocoevalcap.spice.spice import Spice
 
     score, _ = Spice().compute_score(gts, res)

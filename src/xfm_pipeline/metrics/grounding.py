@@ -75,9 +75,7 @@ def box_iou_xywh(a, b, pixel_inclusive: bool = True):
     return iou
 
 
-def grounding_accuracy(
-    pred_boxes, gt_boxes, threshold: float = GROUNDING_IOU_THRESHOLD, pixel_inclusive: bool = True
-) -> float:
+def grounding_accuracy(pred_boxes, gt_boxes, threshold: float = GROUNDING_IOU_THRESHOLD, pixel_inclusive: bool = True) -> float:
     """Fraction in [0, 1] of predictions with IoU >= ``threshold`` against their gold box.
 
     Args:

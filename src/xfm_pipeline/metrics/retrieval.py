@@ -52,10 +52,7 @@ def _check_gt(img2txt: Sequence[Sequence[int]], txt2img: Sequence[int], n_images
         if len(texts) == 0:
             raise ValueError(f"image {i} has no ground-truth caption")
         if {int(t) for t in texts} != expected[i]:
-            raise ValueError(
-                f"img2txt[{i}] = {sorted(int(t) for t in texts)} disagrees with txt2img, which gives "
-                f"{sorted(expected[i])} for image {i}"
-            )
+            raise ValueError(f"img2txt[{i}] = {sorted(int(t) for t in texts)} disagrees with txt2img, which gives {sorted(expected[i])} for image {i}")
 
 
 def retrieval_ranks(

@@ -165,10 +165,7 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     aliases = tied_keys(model)  # safetensors stores a tied tensor once
     missing = [k for k in missing if k not in aliases]
     if missing or unexpected:
-        raise CheckpointError(
-            f"{directory}/{WEIGHTS_NAME} does not match its config: missing {sorted(missing)[:10]}, "
-            f"unexpected {sorted(unexpected)[:10]}"
-        )
+        raise CheckpointError(f"{directory}/{WEIGHTS_NAME} does not match its config: missing {sorted(missing)[:10]}, unexpected {sorted(unexpected)[:10]}")
     return model
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 VISION_STEMS = ("patch", "conv")
 # What MIM regresses (docs/xfm.md#change-mim-target): "features" is the paper's online self-target; "pixels" adds a
 # linear ``mim_head`` predicting each masked patch's pixels (SimMIM), for a vision encoder trained from

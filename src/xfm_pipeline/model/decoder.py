@@ -186,7 +186,9 @@ class BeamConfig:
 
 
 @torch.no_grad()
-def beam_search(decoder: CausalDecoder, prompt_ids: torch.Tensor, context: torch.Tensor, context_atts: torch.Tensor, eos_id: int, pad_id: int, config: BeamConfig) -> list[list[int]]:
+def beam_search(
+    decoder: CausalDecoder, prompt_ids: torch.Tensor, context: torch.Tensor, context_atts: torch.Tensor, eos_id: int, pad_id: int, config: BeamConfig
+) -> list[list[int]]:
     """Batched beam search (recomputes the prefix each step; no cache).
 
     Args:

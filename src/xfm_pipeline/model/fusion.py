@@ -228,9 +228,7 @@ class FusionEncoder(nn.Module):
         x = text_embeds
         for layer in self.layer:
             if self.gradient_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(
-                    layer, x, text_mask, image_embeds, image_mask, groups, use_reentrant=False
-                )
+                x = torch.utils.checkpoint.checkpoint(layer, x, text_mask, image_embeds, image_mask, groups, use_reentrant=False)
             else:
                 x = layer(x, text_mask, image_embeds, image_mask, groups)
         return x

@@ -38,8 +38,7 @@ def resolve_pretrained(name_or_path: str) -> Path:
     path = PACKAGED_TEXT_MODELS[name_or_path]() if name_or_path in PACKAGED_TEXT_MODELS else Path(name_or_path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
-            f"text encoder {name_or_path!r}: no config.json in {path}; expected a local transformers "
-            f"directory or one of {sorted(PACKAGED_TEXT_MODELS)}"
+            f"text encoder {name_or_path!r}: no config.json in {path}; expected a local transformers directory or one of {sorted(PACKAGED_TEXT_MODELS)}"
         )
     return path
 
@@ -65,9 +64,7 @@ def _build_masked_lm(config: TextConfig) -> nn.Module:
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # transformers' load table is replaced by the log line below
         try:
-            model, info = AutoModelForMaskedLM.from_pretrained(
-                path, local_files_only=True, attn_implementation="sdpa", output_loading_info=True
-            )
+            model, info = AutoModelForMaskedLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa", output_loading_info=True)
         finally:
             hf_logging.set_verbosity(verbosity)
         fresh = sorted(info.get("missing_keys", []))

@@ -90,7 +90,6 @@ class VisionEncoder(Beit):
         pooled = patches.mean(dim=1, keepdim=True)  # (B, 1, D)
         return torch.cat((pooled, patches), dim=1)  # (B, 1+N, D)
 
-
     def _choose_attention_kernel(self, x: torch.Tensor) -> None:
         """Use timm's explicit attention (q @ k^T + bias, softmax, @ v) when training on CPU, SDPA otherwise.
 

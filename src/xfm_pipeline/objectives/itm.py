@@ -134,7 +134,5 @@ def itm_loss(
     """
     pairs = itm_pairs(sim_i2t, sim_t2i, idx, generator)
     # The fusion projects each of the B images once and indexes them per pair (image_index).
-    fused = model.fuse(
-        text_embeds[pairs.text_index], text_atts[pairs.text_index], image_embeds, image_atts, image_index=pairs.image_index
-    )  # (T, L, Dt)
+    fused = model.fuse(text_embeds[pairs.text_index], text_atts[pairs.text_index], image_embeds, image_atts, image_index=pairs.image_index)  # (T, L, Dt)
     return itm_head_loss(model, fused, pairs.labels)

@@ -98,11 +98,25 @@ STREAM_OBJECTIVES: dict[str, tuple[str, ...]] = {
 
 _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "image_text": (
-        "images", "text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids", "image_patch_mask",
+        "images",
+        "text_ids",
+        "text_atts",
+        "text_ids_masked",
+        "masked_pos",
+        "masked_ids",
+        "image_patch_mask",
     ),
     "region_text": (
-        "images", "text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids",
-        "idx_to_group_img", "image_atts", "target_bbox", "is_image",
+        "images",
+        "text_ids",
+        "text_atts",
+        "text_ids_masked",
+        "masked_pos",
+        "masked_ids",
+        "idx_to_group_img",
+        "image_atts",
+        "target_bbox",
+        "is_image",
     ),
     "image_only": ("images", "image_patch_mask"),
     "text_only": ("text_ids_masked", "text_atts", "masked_pos", "masked_ids"),
@@ -194,7 +208,7 @@ class XFMPretrainObjective:
         if missing:
             raise KeyError(f"{stream} batch lacks {', '.join(missing)}")
         losses = self._streams[stream](model, batch)
-        losses["loss"] = sum(getattr(self.weights, key[len("loss_"):]) * value for key, value in losses.items() if key.startswith("loss_"))
+        losses["loss"] = sum(getattr(self.weights, key[len("loss_") :]) * value for key, value in losses.items() if key.startswith("loss_"))
         return losses
 
     # ------------------------------------------------------------------ shared pieces
@@ -235,9 +249,9 @@ class XFMPretrainObjective:
             atts.append(text_atts)
             image_index.append(torch.arange(text_atts.shape[0], device=text_atts.device))
             sizes.append(text_atts.shape[0])
-        fused = model.fuse(
-            torch.cat(texts), torch.cat(atts), image_embeds, image_atts, image_index=torch.cat(image_index)
-        ).split(sizes)  # (T, L, Dt) [, (B, L, Dt)]
+        fused = model.fuse(torch.cat(texts), torch.cat(atts), image_embeds, image_atts, image_index=torch.cat(image_index)).split(
+            sizes
+        )  # (T, L, Dt) [, (B, L, Dt)]
         if self.weights.active("itm"):
             out["loss_itm"] = itm_head_loss(model, fused[0], pairs.labels).loss
         if self.weights.active("mlm"):

@@ -201,7 +201,11 @@ def grounding_examples(predictions: dict[str, list], data: dict[str, Any], image
         image, problem = open_or_placeholder(image_root, p["image"])
         drawn = draw_grounding(image, p["text"], None if problem else p["pred_bbox"], None if problem else true_box, iou)
         note = "" if record else " (no ground-truth box found)"
-        out.append(Example(drawn, f'{split} {p["image"]}: "{p["text"]}"' + (f", IoU {iou:.2f}" if iou is not None else "") + note + (f" ({problem})" if problem else "")))
+        out.append(
+            Example(
+                drawn, f'{split} {p["image"]}: "{p["text"]}"' + (f", IoU {iou:.2f}" if iou is not None else "") + note + (f" ({problem})" if problem else "")
+            )
+        )
     return out
 
 
@@ -223,4 +227,3 @@ def captioning_examples(predictions: dict[str, list], data: dict[str, Any], imag
         drawn = draw_caption(image, p["caption"], refs.get(p["image_id"], ()))
         out.append(Example(drawn, f"{split} {images[p['image_id']]}: {p['caption']}" + (f" ({problem})" if problem else "")))
     return out
-

@@ -28,7 +28,7 @@ from torch import nn
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
+from xfm_pipeline.tasks.spec import Examples, TaskPipeline, TaskSpec
 
 CAPTION_WORDS = 30  # pre_caption max words (X-FM)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-
 _LEFT_RIGHT = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 

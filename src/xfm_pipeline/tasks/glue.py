@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
+from xfm_pipeline.tasks.base import Task, TaskModel
 from xfm_pipeline.tasks.common import model_device
+from xfm_pipeline.tasks.spec import PaperResult, TaskPipeline, TaskSpec
 
 # registry key -> (GLUE release directory name, metrics.glue task name)
 GLUE_KEYS: dict[str, str] = {

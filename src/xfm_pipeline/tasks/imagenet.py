@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import model_device
+from xfm_pipeline.tasks.spec import PaperResult, TaskPipeline, TaskSpec
 
 TOPK = 5  # class ids (and scores) kept per prediction, enough for top-5
 

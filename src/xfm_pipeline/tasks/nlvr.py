@@ -27,7 +27,6 @@ from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import (
     image_size,
     mentions_left_right,
@@ -36,6 +35,7 @@ from xfm_pipeline.tasks.common import (
     to_device,
     tokenize_fixed,
 )
+from xfm_pipeline.tasks.spec import PaperResult, TaskPipeline, TaskSpec
 
 
 @dataclass
@@ -103,10 +103,7 @@ class NLVRDataset(torch.utils.data.Dataset):
         rng = random.Random(seed)
         record = self.records[index]
         transform = self.no_flip if mentions_left_right(self.sentences[index]) else self.flip
-        images = [
-            seeded_transform(transform, load_image(self.root, path, f"nlvr record {index}"), rng.getrandbits(62))
-            for path in record.images
-        ]
+        images = [seeded_transform(transform, load_image(self.root, path, f"nlvr record {index}"), rng.getrandbits(62)) for path in record.images]
         out = {
             "images": torch.stack(images),  # (2, 3, S, S) left, right
             "text_ids": self.text_ids[index],  # (L,)

@@ -43,7 +43,6 @@ from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
-from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 from xfm_pipeline.tasks.common import (
     image_size,
     mentions_left_right,
@@ -52,6 +51,7 @@ from xfm_pipeline.tasks.common import (
     to_device,
     tokenize_fixed,
 )
+from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
 
 TOP_SAVED = 10  # candidates saved per query in the predictions (enough for R@10)
 SCORES = ("itm", "itm+itc")
@@ -257,10 +257,14 @@ class RetrievalTask(Task):
         predictions: list[dict[str, Any]] = []
         top_i2t = s_i2t.topk(min(TOP_SAVED, n_texts), dim=1)
         for i in range(n_images):
-            predictions.append({"query": "image", "index": i, "image": dataset.records[i].image, "top": top_i2t.indices[i].tolist(), "scores": top_i2t.values[i].tolist()})
+            predictions.append(
+                {"query": "image", "index": i, "image": dataset.records[i].image, "top": top_i2t.indices[i].tolist(), "scores": top_i2t.values[i].tolist()}
+            )
         top_t2i = s_t2i.topk(min(TOP_SAVED, n_images), dim=1)
         for t in range(n_texts):
-            predictions.append({"query": "text", "index": t, "text": dataset.texts[t], "top": top_t2i.indices[t].tolist(), "scores": top_t2i.values[t].tolist()})
+            predictions.append(
+                {"query": "text", "index": t, "text": dataset.texts[t], "top": top_t2i.indices[t].tolist(), "scores": top_t2i.values[t].tolist()}
+            )
         return predictions
 
     def evaluate(self, predictions: list[dict[str, Any]], split: str, data: dict[str, Any]) -> dict[str, float]:
@@ -285,10 +289,7 @@ class RetrievalTask(Task):
             matrix[p["index"], p["top"]] = p["scores"]
             seen[p["query"]].add(p["index"])
         if len(seen["image"]) != n_images or len(seen["text"]) != n_texts:
-            raise ValueError(
-                f"retrieval {split}: predictions cover {len(seen['image'])}/{n_images} images and "
-                f"{len(seen['text'])}/{n_texts} texts"
-            )
+            raise ValueError(f"retrieval {split}: predictions cover {len(seen['image'])}/{n_images} images and {len(seen['text'])}/{n_texts} texts")
         return retrieval_recall(s_i2t, img2txt, txt2img, scores_t2i=s_t2i)
 
 
@@ -311,8 +312,12 @@ SPEC = TaskSpec(
             param_groups=("finetune_retrieval",),
             paper=_recall(
                 "COCO 5K",
-                ("txt_r1", 81.8, 84.2, "TR@1"), ("txt_r5", 96.0, 96.4, "TR@5"), ("txt_r10", 98.3, 98.4, "TR@10"),
-                ("img_r1", 64.7, 67.0, "IR@1"), ("img_r5", 86.1, 87.2, "IR@5"), ("img_r10", 91.6, 92.4, "IR@10"),
+                ("txt_r1", 81.8, 84.2, "TR@1"),
+                ("txt_r5", 96.0, 96.4, "TR@5"),
+                ("txt_r10", 98.3, 98.4, "TR@10"),
+                ("img_r1", 64.7, 67.0, "IR@1"),
+                ("img_r5", 86.1, 87.2, "IR@5"),
+                ("img_r10", 91.6, 92.4, "IR@10"),
             ),  # fmt: skip
         ),
         TaskPipeline(
@@ -321,8 +326,12 @@ SPEC = TaskSpec(
             param_groups=("finetune_retrieval",),
             paper=_recall(
                 "Flickr30K",
-                ("txt_r1", 97.4, 98.1, "TR@1"), ("txt_r5", 100.0, 100.0, "TR@5"), ("txt_r10", 100.0, 100.0, "TR@10"),
-                ("img_r1", 88.6, 89.9, "IR@1"), ("img_r5", 97.9, 98.6, "IR@5"), ("img_r10", 98.9, 99.4, "IR@10"),
+                ("txt_r1", 97.4, 98.1, "TR@1"),
+                ("txt_r5", 100.0, 100.0, "TR@5"),
+                ("txt_r10", 100.0, 100.0, "TR@10"),
+                ("img_r1", 88.6, 89.9, "IR@1"),
+                ("img_r5", 97.9, 98.6, "IR@5"),
+                ("img_r10", 98.9, 99.4, "IR@10"),
             ),  # fmt: skip
         ),
         TaskPipeline(

@@ -342,7 +342,9 @@ def _log_step(run: _Run, step: int, window: _Window, bar, on_log) -> None:
     run.history.append(metrics)
     window.reset()
     if run.accelerator.is_main_process:
-        bar.set_postfix(loss=f"{sum(v for k, v in metrics.items() if k.endswith('/loss')):.3f}", lr=f"{metrics['lr']:.2e}", sps=f"{metrics['samples_per_s']:.1f}")
+        bar.set_postfix(
+            loss=f"{sum(v for k, v in metrics.items() if k.endswith('/loss')):.3f}", lr=f"{metrics['lr']:.2e}", sps=f"{metrics['samples_per_s']:.1f}"
+        )
         if on_log is not None:
             on_log(step, metrics)
 
@@ -350,7 +352,6 @@ def _log_step(run: _Run, step: int, window: _Window, bar, on_log) -> None:
 def _mean_over_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]:
     values = torch.tensor(list(metrics.values()), dtype=torch.float64, device=accelerator.device)
     return dict(zip(metrics, accelerator.reduce(values, "mean").tolist()))
-
 
 
 def _validate(run: _Run, step: int, evaluate, write_metadata, on_log) -> None:

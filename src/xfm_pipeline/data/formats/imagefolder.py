@@ -45,11 +45,7 @@ def read_image_folder(root: str | Path, extensions: tuple[str, ...] = IMAGE_EXTE
         raise FileNotFoundError(f"no class directories in {root}")
     samples = []
     for label, name in enumerate(classes):
-        files = sorted(
-            p.relative_to(root).as_posix()
-            for p in (root / name).rglob("*")
-            if p.is_file() and p.suffix.lower() in extensions
-        )
+        files = sorted(p.relative_to(root).as_posix() for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in extensions)
         if not files:
             raise RecordError(str(root / name), None, f"class {name!r} has no image with extension in {extensions}")
         samples += [(f, label) for f in files]

@@ -35,7 +35,7 @@ def _parse(f: Fields) -> NLVRRecord:
     elif label == "False" or label is False:
         value = False
     else:
-        raise f.error(f"field 'label' must be \"True\" or \"False\", got {label!r}")
+        raise f.error(f'field \'label\' must be "True" or "False", got {label!r}')
     identifier = f.obj.get("identifier")
     return NLVRRecord(
         images=(paths[0], paths[1]),

@@ -18,12 +18,13 @@ from xfm_pipeline.data.formats.common import Fields, RecordError, load_json
 from xfm_pipeline.data.formats.grounding import GROUNDING_SPLITS
 
 # The only globals a pickle of plain data may reference (Python 3 and Python 2 module names).
-_SAFE_GLOBALS = {
-    ("builtins", name)
-    for name in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "bool", "complex")
-} | {("__builtin__", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "unicode", "int", "long", "float", "bool")} | {
-    ("collections", "OrderedDict"),
-}
+_SAFE_GLOBALS = (
+    {("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "bool", "complex")}
+    | {("__builtin__", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "unicode", "int", "long", "float", "bool")}
+    | {
+        ("collections", "OrderedDict"),
+    }
+)
 
 
 class UnsafePickleError(pickle.UnpicklingError):

@@ -1,6 +1,6 @@
 """Write a shapes world to a directory without Kedro.
 
-    python -m xfm_pipeline.data.shapes_world --out /tmp/shapes --preset tiny --seed 3
+python -m xfm_pipeline.data.shapes_world --out /tmp/shapes --preset tiny --seed 3
 """
 
 from __future__ import annotations

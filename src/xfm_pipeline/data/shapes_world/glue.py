@@ -393,9 +393,7 @@ def _qnli(rng: random.Random, i: int, split: str) -> Row:
     if kind == 0 and unique_shape:
         question = f"what colour is the {o.shape}?"
         right = f"the {o.shape} in the picture is painted {o.colour}"
-        wrong = rng.choice(
-            [f"the {o.shape} in the picture is {o.size}"] + [f"the {x.shape} in the picture is painted {x.colour}" for x in others]
-        )
+        wrong = rng.choice([f"the {o.shape} in the picture is {o.size}"] + [f"the {x.shape} in the picture is painted {x.colour}" for x in others])
     elif kind == 1:
         question = f"how big is the {name}?"
         right = f"the {name} is drawn quite {o.size}"
@@ -404,9 +402,7 @@ def _qnli(rng: random.Random, i: int, split: str) -> Row:
         x = rng.choice(others)
         rel = next((n for n in RELATIONS if relation(o, x, _IMAGE)[n]), None)
         question = f"where is the {name}?"
-        right = (
-            f"the {name} is {RELATION_PHRASES[rel][0]} the {phrase(x, size=False)}" if rel else f"the {name} is next to the {phrase(x, size=False)}"
-        )
+        right = f"the {name} is {RELATION_PHRASES[rel][0]} the {phrase(x, size=False)}" if rel else f"the {name} is next to the {phrase(x, size=False)}"
         wrong_options = [f"the {name} is painted {o.colour}", f"the {name} is drawn quite {o.size}"]
         if len(others) >= 2:
             y, z = rng.sample(others, 2)

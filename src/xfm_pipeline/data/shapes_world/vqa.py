@@ -99,9 +99,7 @@ def candidate_questions(scene: Scene) -> dict[str, list[Question]]:
             out["count"].append(Question("count", "colour", f"how many {colour} objects can you see?", str(n)))
         for shape in SHAPES:
             present = any(o.colour == colour and o.shape == shape for o in objs)
-            out["existence"].append(
-                Question("existence", "colour_shape", f"is there a {colour} {shape}?", "yes" if present else "no")
-            )
+            out["existence"].append(Question("existence", "colour_shape", f"is there a {colour} {shape}?", "yes" if present else "no"))
     for shape in SHAPES:
         present = any(o.shape == shape for o in objs)
         question = f"are there any {plural(shape)}?"
@@ -175,9 +173,7 @@ class AnswerBalancer:
         return self.rng.choice(by_answer[answer])
 
 
-def questions_for_split(
-    scenes: list[Scene], per_image: int, wrong_rate: float, rng: random.Random
-) -> list[dict]:
+def questions_for_split(scenes: list[Scene], per_image: int, wrong_rate: float, rng: random.Random) -> list[dict]:
     """VQA records (docs/data_formats.md) for the scenes of one split, ``per_image`` questions each."""
     balancer = AnswerBalancer(rng)
     records = []

@@ -64,11 +64,7 @@ class ShapesWorld:
 
     def imagenet_partitions(self) -> dict[str, Callable[[], Image.Image]]:
         """``{"train/<class>/000123": render}`` for the ``imagenet_raw`` PartitionedDataset (lazy)."""
-        return {
-            f"{split}/{label}/{scene.image_id:06d}": _renderer(scene)
-            for split, items in self.imagenet.items()
-            for label, scene in items
-        }
+        return {f"{split}/{label}/{scene.image_id:06d}": _renderer(scene) for split, items in self.imagenet.items() for label, scene in items}
 
 
 def _renderer(scene: Scene) -> Callable[[], Image.Image]:
@@ -85,8 +81,7 @@ def _sample_scenes(cfg: ShapesWorldConfig) -> tuple[dict[str, tuple[Scene, ...]]
         rng = derive_rng(cfg.seed, "scenes", split)
         n = getattr(cfg.images, split)
         scenes[split] = tuple(
-            sample_scene(rng, next_id + i, split, cfg.image_size, cfg.min_objects, cfg.max_objects, cfg.textured_background)
-            for i in range(n)
+            sample_scene(rng, next_id + i, split, cfg.image_size, cfg.min_objects, cfg.max_objects, cfg.textured_background) for i in range(n)
         )
         next_id += n
     classes = [(s, None) for s in SHAPES] if cfg.imagenet.label == "shape" else [(s, c) for c in COLOURS for s in SHAPES]
@@ -222,7 +217,7 @@ def _pretraining(cfg: ShapesWorldConfig, scenes) -> dict[str, list[dict[str, Any
     image_only = [{"image": s.path} for s in images]
     rng = derive_rng(cfg.seed, "pretrain", "text_only")
     text_only = []
-    for i in range(cfg.pretrain.text_only):
+    for _ in range(cfg.pretrain.text_only):
         objs = sample_objects(rng, rng.randint(cfg.min_objects, cfg.max_objects))
         scene = Scene(image_id=-1, split="text", size=96, background=rng.choice(("white", "beige")), texture="plain", texture_seed=0, objects=objs)
         sentences = [c[0].upper() + c[1:] + "." for c in language.captions(scene, rng, rng.randint(1, 3))]

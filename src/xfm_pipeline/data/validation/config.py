@@ -40,34 +40,24 @@ class ValidationParams:
 
     def __post_init__(self) -> None:
         if self.default_policy not in POLICIES:
-            raise ConfigError(
-                f"data_validation.default_policy: expected one of {POLICIES}, got {self.default_policy!r}"
-            )
+            raise ConfigError(f"data_validation.default_policy: expected one of {POLICIES}, got {self.default_policy!r}")
         for key, mapping in (("policies", self.policies), ("sources", self.sources), ("image_roots", self.image_roots)):
             if not isinstance(mapping, dict):
                 raise ConfigError(f"data_validation.{key}: expected a mapping, got {type(mapping).__name__}")
             unknown = sorted(set(mapping) - set(DATASETS))
             if unknown:
-                raise ConfigError(
-                    f"unknown dataset(s) {', '.join(f'data_validation.{key}.{k}' for k in unknown)}; "
-                    f"known: {', '.join(DATASETS)}"
-                )
+                raise ConfigError(f"unknown dataset(s) {', '.join(f'data_validation.{key}.{k}' for k in unknown)}; known: {', '.join(DATASETS)}")
         for name, policy in self.policies.items():
             if policy not in POLICIES:
                 raise ConfigError(f"data_validation.policies.{name}: expected one of {POLICIES}, got {policy!r}")
         if self.text.min_chars < 0 or self.text.max_chars < max(self.text.min_chars, 1):
-            raise ConfigError(
-                "data_validation.text: need 0 <= min_chars <= max_chars (max_chars >= 1), "
-                f"got {self.text.min_chars}..{self.text.max_chars}"
-            )
+            raise ConfigError(f"data_validation.text: need 0 <= min_chars <= max_chars (max_chars >= 1), got {self.text.min_chars}..{self.text.max_chars}")
         if self.box_tolerance_px < 0:
             raise ConfigError(f"data_validation.box_tolerance_px: must be >= 0, got {self.box_tolerance_px}")
         if self.image_workers < 1 or self.max_listed_records < 1:
             raise ConfigError("data_validation.image_workers and max_listed_records must be >= 1")
         if not isinstance(self.split_order, list) or len(set(self.split_order)) != len(self.split_order):
-            raise ConfigError(
-                f"data_validation.split_order: expected a list of distinct split names, got {self.split_order!r}"
-            )
+            raise ConfigError(f"data_validation.split_order: expected a list of distinct split names, got {self.split_order!r}")
 
     def policy(self, dataset: str) -> str:
         """The policy of ``dataset`` (its entry in ``policies`` or the default)."""

@@ -86,8 +86,15 @@ def _glue(spec: DatasetSpec, raw: Any, source: str) -> list[Unit]:
         locations = [f"line {row.line}" for row in parsed.rows]
         units.append(
             Unit(
-                f"glue/{partition}", spec, where, records, locations, f"glue_{parsed.layout.task}",
-                payload=parsed, extra={"glue": parsed}, dataset_errors=list(parsed.errors),
+                f"glue/{partition}",
+                spec,
+                where,
+                records,
+                locations,
+                f"glue_{parsed.layout.task}",
+                payload=parsed,
+                extra={"glue": parsed},
+                dataset_errors=list(parsed.errors),
             )
         )
     return units
@@ -99,11 +106,13 @@ def _imagefolder(spec: DatasetSpec, raw: Any, source: str, suffix: str) -> list[
     records = []
     for key in sorted(raw):
         parts = key.split("/")
-        records.append({
-            "image": f"{key}{suffix}",
-            "label": parts[1] if len(parts) == 3 else None,
-            "split": parts[0] if len(parts) == 3 else None,
-        })
+        records.append(
+            {
+                "image": f"{key}{suffix}",
+                "label": parts[1] if len(parts) == 3 else None,
+                "split": parts[0] if len(parts) == 3 else None,
+            }
+        )
     return [Unit(spec.name, spec, source, records, [r["image"] for r in records], spec.fmt, payload=None)]
 
 

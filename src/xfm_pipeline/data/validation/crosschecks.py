@@ -55,7 +55,7 @@ def add_split_overlap(profiled: Sequence[Profiled], order: Sequence[str]) -> Non
                 seen.setdefault(key, where_is(p.unit, i, loc))
     present = list(where)
     ranked = sorted(present, key=lambda s: _rank(s, order, present))
-    later_splits = {s: ranked[ranked.index(s) + 1:] for s in ranked}
+    later_splits = {s: ranked[ranked.index(s) + 1 :] for s in ranked}
     for p in with_splits:
         errors: list[str | None] = []
         for keys, split in zip(p.table.image_keys, p.table.splits):
@@ -68,7 +68,9 @@ def add_split_overlap(profiled: Sequence[Profiled], order: Sequence[str]) -> Non
                         break
             errors.append(error)
         check_no_errors(
-            p.table, "image__split_overlap", errors,
+            p.table,
+            "image__split_overlap",
+            errors,
             f"the image is not used by a later split of the task (order {' < '.join(order)})",
         )
 
@@ -94,21 +96,15 @@ def add_evaluation_overlap(table: CheckTable, index: dict[str, str]) -> None:
     for keys in table.image_keys:
         hit = next((index[k] for k in sorted(keys) if k in index), None)
         errors.append(f"the image is an evaluation image ({hit})" if hit else None)
-    check_no_errors(table, "image__evaluation_overlap", errors,
-                    "the image is not used by any evaluation split of any task")
+    check_no_errors(table, "image__evaluation_overlap", errors, "the image is not used by any evaluation split of any task")
 
 
-def add_caption_coverage(
-    table: CheckTable, image_ids: Sequence[int | None], gt_name: str, gt_records: Sequence, gt_kinds: Sequence[str]
-) -> None:
+def add_caption_coverage(table: CheckTable, image_ids: Sequence[int | None], gt_name: str, gt_records: Sequence, gt_kinds: Sequence[str]) -> None:
     """Add ``image_id__ground_truth``: every captioning evaluation image has captions in ``gt_name``.
 
     ``image_ids`` holds each evaluation record's image id (None when it has none; reported elsewhere).
     """
     covered = {get(r, "image_id") for r, k in zip(gt_records, gt_kinds) if k == "annotation"}
     covered = {int(i) for i in covered if is_int(i)}
-    errors = [
-        None if image_id is None or image_id in covered else f"image_id {image_id} has no captions in {gt_name}"
-        for image_id in image_ids
-    ]
+    errors = [None if image_id is None or image_id in covered else f"image_id {image_id} has no captions in {gt_name}" for image_id in image_ids]
     check_no_errors(table, "image_id__ground_truth", errors, f"the image has ground-truth captions in {gt_name}")

@@ -26,6 +26,7 @@ from xfm_pipeline.data.validation.image_checks import (
 )
 from xfm_pipeline.data.validation.table import (
     MISSING,
+    TEXTS,
     CheckTable,
     check_count,
     check_in_set,
@@ -34,7 +35,6 @@ from xfm_pipeline.data.validation.table import (
     check_text,
     check_unique,
     column_stem,
-    TEXTS,
     finite_box,
     get,
     is_int,
@@ -90,11 +90,10 @@ def _image_source(t: CheckTable, records, env: ProfileEnv):
     errors = []
     for r in records:
         given = [k for k in ("image", "binary") if isinstance(r, dict) and k in r]
-        errors.append(None if not isinstance(r, dict) or len(given) == 1
-                      else "both 'image' and 'binary' are given" if given else "neither 'image' nor 'binary' is given")
-    check_no_errors(
-        t, "image_source__error", errors, "exactly one of 'image' (a path) and 'binary' (base64 image data) is given"
-    )
+        errors.append(
+            None if not isinstance(r, dict) or len(given) == 1 else "both 'image' and 'binary' are given" if given else "neither 'image' nor 'binary' is given"
+        )
+    check_no_errors(t, "image_source__error", errors, "exactly one of 'image' (a path) and 'binary' (base64 image data) is given")
     _, file_probes = check_image_files(t, "image", images, env.images)
     blob_probes = check_binary_images(t, "binary", blobs, env.images)
     return [f if f is not None else b for f, b in zip(file_probes, blob_probes)]
@@ -122,7 +121,9 @@ def profile_pretrain_region_text(unit: Unit, env: ProfileEnv) -> CheckTable:
         boxes.append([finite_box(e["bb"]) for e in items] if ok else None)
         captions.append([c for e in items for c in text_items(e["caption"])] if ok else None)
     check_no_errors(
-        t, "elems__structure", structure,
+        t,
+        "elems__structure",
+        structure,
         "every element of 'elems' is {'bb': [x, y, w, h] of 4 numbers, 'caption': text, 'attributes'?: text}",
     )
     _text(t, "elems.caption", captions, env, many=True)
@@ -202,8 +203,7 @@ def profile_vqa_answer_list(unit: Unit, env: ProfileEnv) -> CheckTable:
     """``[str, ...]``: distinct candidate answers."""
     t, records = _start(unit, objects=False)
     types = [json_type(r) for r in records]
-    t.add("answer__type", types, "expect_column_values_to_be_in_set", "every candidate answer is a string",
-          value_set=["string"])
+    t.add("answer__type", types, "expect_column_values_to_be_in_set", "every candidate answer is a string", value_set=["string"])
     answers = [r if ty == "string" else None for r, ty in zip(records, types)]
     _text(t, "answer", answers, env)
     check_unique(t, "answer", answers, "the candidate answer")
@@ -237,9 +237,7 @@ def profile_grounding(unit: Unit, env: ProfileEnv) -> CheckTable:
     _text(t, "text", require_type(t, records, "text", {"string"}), env)
     raw_boxes = [get(r, "bbox") for r in records]
     shape = [
-        None if not isinstance(r, dict) or finite_box(b)
-        else "'bbox' is missing" if b is MISSING else f"'bbox' is {b!r}"
-        for r, b in zip(records, raw_boxes)
+        None if not isinstance(r, dict) or finite_box(b) else "'bbox' is missing" if b is MISSING else f"'bbox' is {b!r}" for r, b in zip(records, raw_boxes)
     ]
     check_no_errors(t, "bbox__shape", shape, "'bbox' is [x, y, w, h] of 4 finite numbers")
     boxes = [[finite_box(b)] if finite_box(b) else None for b in raw_boxes]
@@ -255,13 +253,8 @@ def profile_grounding(unit: Unit, env: ProfileEnv) -> CheckTable:
             continue
         target = (get(r, "image"), finite_box(get(r, "bbox")), get(r, "split"))
         j, seen = first.setdefault(ref, (i, target))
-        conflicts.append(
-            None if seen == target
-            else f"ref_id {ref} names image {seen[0]!r}, bbox {seen[1]}, split {seen[2]!r} in record {j}"
-        )
-    check_no_errors(
-        t, "ref_id__conflict", conflicts, "records sharing a ref_id refer to the same image, bbox and split"
-    )
+        conflicts.append(None if seen == target else f"ref_id {ref} names image {seen[0]!r}, bbox {seen[1]}, split {seen[2]!r} in record {j}")
+    check_no_errors(t, "ref_id__conflict", conflicts, "records sharing a ref_id refer to the same image, bbox and split")
     t.splits = [s if s in GROUNDING_SPLITS else None for s in splits]
     return t
 
@@ -285,13 +278,10 @@ def profile_captioning_eval(unit: Unit, env: ProfileEnv) -> CheckTable:
     given = require_type(t, records, "image_id", {"integer"}, optional=True)
     ids = [int(g) if g is not None else caption_image_id(r) for r, g in zip(records, given)]
     unknown = [
-        f"no 'image_id' and none in the file name {get(r, 'image')!r}"
-        if isinstance(r, dict) and i is None and "image_id" not in r else None
+        f"no 'image_id' and none in the file name {get(r, 'image')!r}" if isinstance(r, dict) and i is None and "image_id" not in r else None
         for r, i in zip(records, ids)
     ]
-    check_no_errors(
-        t, "image_id__unknown", unknown, "the record has an image_id (given, or the trailing number of its file name)"
-    )
+    check_no_errors(t, "image_id__unknown", unknown, "the record has an image_id (given, or the trailing number of its file name)")
     check_unique(t, "image_id", ids, "image_id")
     _text(t, "caption", require_type(t, records, "caption", TEXTS, optional=True), env, many=True)
     return t
@@ -317,7 +307,9 @@ def profile_captioning_gt(unit: Unit, env: ProfileEnv) -> CheckTable:
     def _typed(entries, kind, key, allowed):
         types = [json_type(get(r, key)) if isinstance(r, dict) else None for r in entries]
         t.add(
-            f"{kind}_{key}__type", types, "expect_column_values_to_be_in_set",
+            f"{kind}_{key}__type",
+            types,
+            "expect_column_values_to_be_in_set",
             f"every entry of '{kind}' has field '{key}' of type {' or '.join(sorted(allowed))}",
             value_set=sorted(allowed),
         )
@@ -331,13 +323,14 @@ def profile_captioning_gt(unit: Unit, env: ProfileEnv) -> CheckTable:
     known = {i for i in image_ids if i is not None}
     captioned = {i for i in ann_image_ids if i is not None}
     check_no_errors(
-        t, "annotations_image_id__unknown",
-        [f"image_id {i} is not among the ids of 'images'" if i is not None and i not in known else None
-         for i in ann_image_ids],
+        t,
+        "annotations_image_id__unknown",
+        [f"image_id {i} is not among the ids of 'images'" if i is not None and i not in known else None for i in ann_image_ids],
         "every annotation refers to an entry of 'images'",
     )
     check_no_errors(
-        t, "images_id__uncaptioned",
+        t,
+        "images_id__uncaptioned",
         [f"image {i} has no annotation" if i is not None and i not in captioned else None for i in image_ids],
         "every entry of 'images' has at least one caption annotation",
     )
@@ -358,9 +351,9 @@ def profile_glue(unit: Unit, env: ProfileEnv) -> CheckTable:
     t.suite = f"glue_{layout.task}" + ("" if parsed.labelled or not layout.label else "_unlabelled")
     width = len(parsed.columns)
     check_no_errors(
-        t, "row__fields",
-        [None if len(r.fields) == width else f"the line has {len(r.fields)} tab-separated fields, the header {width}"
-         for r in parsed.rows],
+        t,
+        "row__fields",
+        [None if len(r.fields) == width else f"the line has {len(r.fields)} tab-separated fields, the header {width}" for r in parsed.rows],
         f"every line has the {width} tab-separated fields of the header",
     )
     for column in layout.texts:
@@ -375,12 +368,19 @@ def profile_glue(unit: Unit, env: ProfileEnv) -> CheckTable:
             low, high = layout.label_range
             values = [_float_or_none(v) for v in raw]
             check_no_errors(
-                t, f"{column_stem(layout.label)}__not_a_number",
+                t,
+                f"{column_stem(layout.label)}__not_a_number",
                 [f"{v!r} is not a finite number" if v is not None and x is None else None for v, x in zip(raw, values)],
                 f"{layout.label!r} is a number",
             )
-            t.add(f"{column_stem(layout.label)}__value", values, "expect_column_values_to_be_between",
-                  f"{layout.label!r} is between {low:g} and {high:g}", min_value=low, max_value=high)
+            t.add(
+                f"{column_stem(layout.label)}__value",
+                values,
+                "expect_column_values_to_be_between",
+                f"{layout.label!r} is between {low:g} and {high:g}",
+                min_value=low,
+                max_value=high,
+            )
     if parsed.id_column:
         ids = [r.record.get(parsed.id_column) for r in parsed.rows]
         check_unique(t, parsed.id_column, ids, f"row id {parsed.id_column!r}")
@@ -400,15 +400,15 @@ def profile_imagefolder(unit: Unit, env: ProfileEnv) -> CheckTable:
     t, records = _start(unit, objects=False)
     layout_ok = [r["split"] is not None for r in records]
     check_no_errors(
-        t, "image__layout",
+        t,
+        "image__layout",
         [None if ok else f"{r['image']!r} is not <split>/<class>/<file>" for r, ok in zip(records, layout_ok)],
         "the file sits at <split>/<class>/<file> under the ImageFolder root",
     )
     check_image_files(t, "image", [r["image"] for r in records], env.images)
     train_classes = {r["label"] for r in records if r["split"] == "train"}
     unknown = [
-        f"class {r['label']!r} of split {r['split']!r} has no training images"
-        if ok and r["split"] != "train" and r["label"] not in train_classes else None
+        f"class {r['label']!r} of split {r['split']!r} has no training images" if ok and r["split"] != "train" and r["label"] not in train_classes else None
         for r, ok in zip(records, layout_ok)
     ]
     check_no_errors(t, "label__unknown", unknown, "every class of an evaluation split has training images")

@@ -97,7 +97,7 @@ def parse_glue(partition: str, text: str) -> GlueFile:
         fields = raw.rstrip("\r").split("\t")
         record: dict[str, object] = dict(zip(columns, fields))
         if len(fields) > len(columns):
-            record["_extra_fields"] = fields[len(columns):]
+            record["_extra_fields"] = fields[len(columns) :]
         parsed.rows.append(GlueRow(line, raw, fields, record))
     return parsed
 

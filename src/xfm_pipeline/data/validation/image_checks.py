@@ -27,9 +27,7 @@ class ImageEnv:
     compare_content: bool = True  # record the SHA-256 of the file bytes as an identity too
 
 
-def check_image_files(
-    table: CheckTable, stem: str, paths: Sequence[str | None], env: ImageEnv
-) -> tuple[list[Path | None], list[ImageProbe | None]]:
+def check_image_files(table: CheckTable, stem: str, paths: Sequence[str | None], env: ImageEnv) -> tuple[list[Path | None], list[ImageProbe | None]]:
     """Error columns ``<stem>__unsafe_path``, ``__missing_file`` and ``__undecodable``.
 
     ``paths`` holds the type-checked reference of each record (None: not a string, checked elsewhere).
@@ -56,15 +54,20 @@ def check_image_files(
     probes_by_path = probe_images([p for p in resolved if p is not None], env.workers)
     probes = [probes_by_path[p] if p is not None else None for p in resolved]
     check_no_errors(
-        table, f"{stem}__unsafe_path", unsafe,
+        table,
+        f"{stem}__unsafe_path",
+        unsafe,
         f"'{stem}' is a relative path that stays inside the image root {env.root}",
     )
     check_no_errors(
-        table, f"{stem}__missing_file", [p.error if p is not None and not p.exists else None for p in probes],
+        table,
+        f"{stem}__missing_file",
+        [p.error if p is not None and not p.exists else None for p in probes],
         f"the file named by '{stem}' exists",
     )
     check_no_errors(
-        table, f"{stem}__undecodable",
+        table,
+        f"{stem}__undecodable",
         [f"{rel}: {p.error}" if p is not None and p.exists and p.error else None for rel, p in zip(paths, probes)],
         f"the file named by '{stem}' is an image that decodes fully (not truncated or corrupt)",
     )
@@ -76,9 +79,7 @@ def check_image_files(
     return resolved, probes
 
 
-def check_binary_images(
-    table: CheckTable, stem: str, blobs: Sequence[str | list[str] | None], env: ImageEnv
-) -> list[ImageProbe | None]:
+def check_binary_images(table: CheckTable, stem: str, blobs: Sequence[str | list[str] | None], env: ImageEnv) -> list[ImageProbe | None]:
     """Error column ``<stem>__undecodable`` for base64-encoded images (a string or a list of them).
 
     Returns:
@@ -147,17 +148,55 @@ def check_boxes(
         contexts.append(f"{'box' if len(boxes[i]) == 1 else 'boxes'} {shown}{more} in a {size}")
     table.add_column(f"{stem}__context", contexts)
     ctx = f"{stem}__context"
-    table.add(f"{stem}__min_w", [_worst(i, lambda b: b[2]) for i in range(n)], "expect_column_values_to_be_between",
-              "box width w is positive", context=ctx, min_value=0, strict_min=True)
-    table.add(f"{stem}__min_h", [_worst(i, lambda b: b[3]) for i in range(n)], "expect_column_values_to_be_between",
-              "box height h is positive", context=ctx, min_value=0, strict_min=True)
-    table.add(f"{stem}__min_x", [_worst(i, lambda b: b[0]) for i in range(n)], "expect_column_values_to_be_between",
-              "box starts inside the image (x >= 0)", context=ctx, min_value=-tolerance)
-    table.add(f"{stem}__min_y", [_worst(i, lambda b: b[1]) for i in range(n)], "expect_column_values_to_be_between",
-              "box starts inside the image (y >= 0)", context=ctx, min_value=-tolerance)
+    table.add(
+        f"{stem}__min_w",
+        [_worst(i, lambda b: b[2]) for i in range(n)],
+        "expect_column_values_to_be_between",
+        "box width w is positive",
+        context=ctx,
+        min_value=0,
+        strict_min=True,
+    )
+    table.add(
+        f"{stem}__min_h",
+        [_worst(i, lambda b: b[3]) for i in range(n)],
+        "expect_column_values_to_be_between",
+        "box height h is positive",
+        context=ctx,
+        min_value=0,
+        strict_min=True,
+    )
+    table.add(
+        f"{stem}__min_x",
+        [_worst(i, lambda b: b[0]) for i in range(n)],
+        "expect_column_values_to_be_between",
+        "box starts inside the image (x >= 0)",
+        context=ctx,
+        min_value=-tolerance,
+    )
+    table.add(
+        f"{stem}__min_y",
+        [_worst(i, lambda b: b[1]) for i in range(n)],
+        "expect_column_values_to_be_between",
+        "box starts inside the image (y >= 0)",
+        context=ctx,
+        min_value=-tolerance,
+    )
     right = [_worst(i, lambda b, s=sizes[i]: s[0] - (b[0] + b[2])) if sizes[i] else None for i in range(n)]
     bottom = [_worst(i, lambda b, s=sizes[i]: s[1] - (b[1] + b[3])) if sizes[i] else None for i in range(n)]
-    table.add(f"{stem}__right_margin", right, "expect_column_values_to_be_between",
-              "box ends inside the image (x + w <= image width)", context=ctx, min_value=-tolerance)
-    table.add(f"{stem}__bottom_margin", bottom, "expect_column_values_to_be_between",
-              "box ends inside the image (y + h <= image height)", context=ctx, min_value=-tolerance)
+    table.add(
+        f"{stem}__right_margin",
+        right,
+        "expect_column_values_to_be_between",
+        "box ends inside the image (x + w <= image width)",
+        context=ctx,
+        min_value=-tolerance,
+    )
+    table.add(
+        f"{stem}__bottom_margin",
+        bottom,
+        "expect_column_values_to_be_between",
+        "box ends inside the image (y + h <= image height)",
+        context=ctx,
+        min_value=-tolerance,
+    )

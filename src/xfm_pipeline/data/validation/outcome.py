@@ -60,15 +60,11 @@ class UnitOutcome:
         valid, bad = self.valid_indices, self.bad_indices
         out_of_range = any(not 0 <= i < self.n_records for i in bad)
         if len(valid) + len(bad) != self.n_records or set(valid) & set(bad) or out_of_range:
-            raise AssertionError(
-                f"{self.unit}: {len(valid)} valid + {len(bad)} quarantined != {self.n_records} input records"
-            )
+            raise AssertionError(f"{self.unit}: {len(valid)} valid + {len(bad)} quarantined != {self.n_records} input records")
 
     def listing(self, limit: int) -> list[dict[str, Any]]:
         """The first ``limit`` bad records: index, location and reasons."""
-        return [
-            {"index": i, "location": self.locations[i], "reasons": self.reasons[i]} for i in self.bad_indices[:limit]
-        ]
+        return [{"index": i, "location": self.locations[i], "reasons": self.reasons[i]} for i in self.bad_indices[:limit]]
 
 
 def _show(value: Any) -> str:
@@ -77,24 +73,24 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def judge(
-    table: CheckTable, results: Sequence[CheckResult]
-) -> tuple[dict[int, list[str]], list[dict[str, Any]], list[str]]:
+def judge(table: CheckTable, results: Sequence[CheckResult]) -> tuple[dict[int, list[str]], list[dict[str, Any]], list[str]]:
     """Per-record reasons, per-expectation summaries and dataset-level errors from GX results."""
     reasons: dict[int, list[str]] = {}
     summaries: list[dict[str, Any]] = []
     dataset_errors: list[str] = []
     for res in results:
         check = res.check
-        summaries.append({
-            "expectation": check.expectation,
-            "column": check.column,
-            "description": check.description,
-            "success": res.success,
-            "element_count": res.element_count,
-            "unexpected_count": res.unexpected_count,
-            **({"observed_value": res.observed} if check.column is None else {}),
-        })
+        summaries.append(
+            {
+                "expectation": check.expectation,
+                "column": check.column,
+                "description": check.description,
+                "success": res.success,
+                "element_count": res.element_count,
+                "unexpected_count": res.unexpected_count,
+                **({"observed_value": res.observed} if check.column is None else {}),
+            }
+        )
         if res.exception:
             dataset_errors.append(f"{check.label} could not be evaluated: {res.exception}")
             continue
@@ -104,9 +100,7 @@ def judge(
             dataset_errors.append(f"{check.label}: {check.description} (observed {res.observed})")
             continue
         if len(res.unexpected_index) != res.unexpected_count:
-            raise RuntimeError(
-                f"{check.label}: GX listed {len(res.unexpected_index)} of {res.unexpected_count} failing records"
-            )
+            raise RuntimeError(f"{check.label}: GX listed {len(res.unexpected_index)} of {res.unexpected_count} failing records")
         values = table.columns[check.column]
         duplicates: dict[Any, list[int]] = {}
         if check.expectation == "expect_column_values_to_be_unique":

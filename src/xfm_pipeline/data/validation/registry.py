@@ -28,9 +28,7 @@ class DatasetSpec:
     evaluation: bool = False  # its images are evaluation images (kept out of pretraining corpora)
 
 
-def _json(
-    task: str, split: str, fmt: str, *, evaluation: bool | None = None, split_of_records: bool = True
-) -> DatasetSpec:
+def _json(task: str, split: str, fmt: str, *, evaluation: bool | None = None, split_of_records: bool = True) -> DatasetSpec:
     name = f"{task}_{split}"
     return DatasetSpec(
         name=name,

@@ -63,8 +63,7 @@ def failure_message(report: dict[str, Any]) -> str | None:
     parts = [f"data validation failed for {len(blocking)} dataset unit(s); nothing was published."]
     for name, u in blocking:
         parts.append(
-            f"\n{u['catalog_entry']} ({u['source']}) [unit {name}, suite {u['suite']}, policy {u['policy']}]: "
-            f"{u['failed']} of {u['records']} records failed"
+            f"\n{u['catalog_entry']} ({u['source']}) [unit {name}, suite {u['suite']}, policy {u['policy']}]: {u['failed']} of {u['records']} records failed"
         )
         for error in u["dataset_errors"]:
             parts.append(f"  dataset: {error}")
@@ -81,8 +80,7 @@ def failure_message(report: dict[str, Any]) -> str | None:
     fail_datasets = sorted({u["dataset"] for _, u in blocking if u["policy"] == "fail" and u["failed"]})
     if fail_datasets:
         parts.append(
-            "\nFix the data, or quarantine bad records instead of failing: "
-            + ", ".join(f"data_validation.policies.{d}: quarantine" for d in fail_datasets)
+            "\nFix the data, or quarantine bad records instead of failing: " + ", ".join(f"data_validation.policies.{d}: quarantine" for d in fail_datasets)
         )
     return "\n".join(parts)
 
@@ -138,9 +136,7 @@ def render_html(report: dict[str, Any]) -> str:
         body.append(f"<h2 id='{e(name)}'>{e(name)}</h2>")
         for error in u["dataset_errors"]:
             body.append(f"<p class='bad'>{e(error)}</p>")
-        body.append(
-            "<table><tr><th>expectation</th><th>column</th><th>rule</th><th>success</th><th>unexpected</th></tr>"
-        )
+        body.append("<table><tr><th>expectation</th><th>column</th><th>rule</th><th>success</th><th>unexpected</th></tr>")
         for x in u["expectations"]:
             cls = "ok" if x["success"] else "bad"
             body.append(
@@ -151,9 +147,7 @@ def render_html(report: dict[str, Any]) -> str:
         body.append("</table>")
         if u["failures"]:
             items = "".join(
-                f"<li>record {f['index']} ({e(f['location'])})"
-                f"<ul>{''.join(f'<li>{e(r)}</li>' for r in f['reasons'])}</ul></li>"
-                for f in u["failures"]
+                f"<li>record {f['index']} ({e(f['location'])})<ul>{''.join(f'<li>{e(r)}</li>' for r in f['reasons'])}</ul></li>" for f in u["failures"]
             )
             more = f"<p>... and {u['failures_not_listed']} more.</p>" if u["failures_not_listed"] else ""
             body.append(f"<details open><summary>{u['failed']} bad record(s)</summary><ul>{items}</ul>{more}</details>")

@@ -57,9 +57,7 @@ def build_suite(table: CheckTable):
             kwargs["column"] = check.column
         suite.add_expectation(cls(**kwargs, meta={"check": position, "description": check.description}))
     if len(suite.expectations) != len(table.checks):  # GX merges identical expectations
-        raise RuntimeError(
-            f"suite {table.suite!r}: {len(table.checks)} checks became {len(suite.expectations)} expectations"
-        )
+        raise RuntimeError(f"suite {table.suite!r}: {len(table.checks)} checks became {len(suite.expectations)} expectations")
     return suite
 
 

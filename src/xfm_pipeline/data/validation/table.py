@@ -87,9 +87,7 @@ class CheckTable:
             raise ValueError(f"column {name!r} added twice to suite {self.suite!r}")
         self.columns[name] = list(values)
 
-    def check(
-        self, expectation: str, column: str | None, description: str, *, context: str | None = None, **kwargs: Any
-    ) -> None:
+    def check(self, expectation: str, column: str | None, description: str, *, context: str | None = None, **kwargs: Any) -> None:
         """Add one check (a future GX expectation) on an existing column."""
         if column is not None and column not in self.columns:
             raise ValueError(f"check on unknown column {column!r}")
@@ -101,7 +99,13 @@ class CheckTable:
         self.checks.append(new)
 
     def add(
-        self, name: str, values: Sequence[Any], expectation: str, description: str, *, context: str | None = None,
+        self,
+        name: str,
+        values: Sequence[Any],
+        expectation: str,
+        description: str,
+        *,
+        context: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Add a derived column and one check on it."""
@@ -187,9 +191,7 @@ _TYPE_WORDS = {
 }
 
 
-def require_type(
-    table: CheckTable, records: Sequence[Any], key: str, allowed: Iterable[str], *, optional: bool = False
-) -> list[Any]:
+def require_type(table: CheckTable, records: Sequence[Any], key: str, allowed: Iterable[str], *, optional: bool = False) -> list[Any]:
     """Check that field ``key`` is present (unless ``optional``) with a JSON type in ``allowed``.
 
     Records that are not objects get None (their ``record__type`` check reports them once).
@@ -208,8 +210,7 @@ def require_type(
 def require_object(table: CheckTable, records: Sequence[Any]) -> None:
     """Check that every record is a JSON object."""
     types = ["object" if isinstance(r, dict) else json_type(r) for r in records]
-    table.add("record__type", types, "expect_column_values_to_be_in_set", "record is a JSON object",
-              value_set=["object"])
+    table.add("record__type", types, "expect_column_values_to_be_in_set", "record is a JSON object", value_set=["object"])
 
 
 def _col(key: str) -> str:
@@ -227,9 +228,7 @@ column_stem = _col
 # Generic checks
 
 
-def check_text(
-    table: CheckTable, key: str, values: Sequence[Any], min_chars: int, max_chars: int, *, many: bool = False
-) -> None:
+def check_text(table: CheckTable, key: str, values: Sequence[Any], min_chars: int, max_chars: int, *, many: bool = False) -> None:
     """Texts are non-blank with ``min_chars``..``max_chars`` characters (after stripping whitespace).
 
     ``values`` holds type-checked values (None: skipped). With ``many`` a value may be a list of
@@ -240,25 +239,37 @@ def check_text(
     if not many:
         lengths = [len(v.strip()) if isinstance(v, str) else None for v in values]
         table.add(
-            f"{stem}__chars", lengths, "expect_column_values_to_be_between",
+            f"{stem}__chars",
+            lengths,
+            "expect_column_values_to_be_between",
             f"'{key}' has {min_chars} to {max_chars} non-blank characters",
-            min_value=min_chars, max_value=max_chars,
+            min_value=min_chars,
+            max_value=max_chars,
         )
         return
     texts = [text_items(v) if v is not None else None for v in values]
     table.add(
-        f"{stem}__count", [len(t) if t is not None else None for t in texts],
-        "expect_column_values_to_be_between", f"'{key}' holds at least one text", min_value=1,
+        f"{stem}__count",
+        [len(t) if t is not None else None for t in texts],
+        "expect_column_values_to_be_between",
+        f"'{key}' holds at least one text",
+        min_value=1,
     )
     shortest = [min((len(s.strip()) for s in t), default=None) if t is not None else None for t in texts]
     longest = [max((len(s.strip()) for s in t), default=None) if t is not None else None for t in texts]
     table.add(
-        f"{stem}__shortest_chars", shortest, "expect_column_values_to_be_between",
-        f"every text in '{key}' has at least {min_chars} non-blank characters", min_value=min_chars,
+        f"{stem}__shortest_chars",
+        shortest,
+        "expect_column_values_to_be_between",
+        f"every text in '{key}' has at least {min_chars} non-blank characters",
+        min_value=min_chars,
     )
     table.add(
-        f"{stem}__longest_chars", longest, "expect_column_values_to_be_between",
-        f"every text in '{key}' has at most {max_chars} characters", max_value=max_chars,
+        f"{stem}__longest_chars",
+        longest,
+        "expect_column_values_to_be_between",
+        f"every text in '{key}' has at most {max_chars} characters",
+        max_value=max_chars,
     )
 
 
@@ -280,20 +291,23 @@ def check_unique(table: CheckTable, key: str, values: Sequence[Any], what: str |
     keys = [v if isinstance(v, (str, int)) and not isinstance(v, bool) else None for v in values]
     keys = [int(v) if is_int(v) else v for v in keys]
     table.add(
-        f"{_col(key)}__key", keys, "expect_column_values_to_be_unique",
+        f"{_col(key)}__key",
+        keys,
+        "expect_column_values_to_be_unique",
         f"{what or repr(key)} is unique within the dataset",
     )
 
 
-def check_in_set(
-    table: CheckTable, key: str, values: Sequence[Any], allowed: Iterable[Any], what: str | None = None
-) -> None:
+def check_in_set(table: CheckTable, key: str, values: Sequence[Any], allowed: Iterable[Any], what: str | None = None) -> None:
     """Values (already type-checked; None skipped) are in ``allowed``."""
     allowed = list(allowed)
     shown = ", ".join(repr(a) for a in allowed)
     table.add(
-        f"{_col(key)}__value", list(values), "expect_column_values_to_be_in_set",
-        f"{what or repr(key)} is one of {shown}", value_set=allowed,
+        f"{_col(key)}__value",
+        list(values),
+        "expect_column_values_to_be_in_set",
+        f"{what or repr(key)} is one of {shown}",
+        value_set=allowed,
     )
 
 
@@ -301,14 +315,16 @@ def check_count(table: CheckTable, key: str, values: Sequence[Any], low: int, hi
     """Arrays (already type-checked) hold ``low``..``high`` items."""
     span = f"exactly {low}" if high == low else f"at least {low}" if high is None else f"{low} to {high}"
     table.add(
-        f"{_col(key)}__count", [len(v) if v is not None else None for v in values],
-        "expect_column_values_to_be_between", f"'{key}' holds {span} items", min_value=low, max_value=high,
+        f"{_col(key)}__count",
+        [len(v) if v is not None else None for v in values],
+        "expect_column_values_to_be_between",
+        f"'{key}' holds {span} items",
+        min_value=low,
+        max_value=high,
     )
 
 
-def check_no_errors(
-    table: CheckTable, column: str, errors: Sequence[str | None], description: str, *, context: str | None = None
-) -> None:
+def check_no_errors(table: CheckTable, column: str, errors: Sequence[str | None], description: str, *, context: str | None = None) -> None:
     """An error column: None where ``description`` holds, the reason elsewhere."""
     table.add(column, list(errors), "expect_column_values_to_be_null", description, context=context)
 

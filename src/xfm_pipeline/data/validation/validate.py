@@ -49,9 +49,7 @@ def _specs(raw_by_name: Mapping[str, Any], allowed: list[DatasetSpec]) -> list[D
     return [s for s in allowed if s.name in raw_by_name]
 
 
-def _profile_all(
-    raw_by_name: Mapping[str, Any], specs: list[DatasetSpec], params: ValidationParams
-) -> list[tuple[Unit, CheckTable | None, float]]:
+def _profile_all(raw_by_name: Mapping[str, Any], specs: list[DatasetSpec], params: ValidationParams) -> list[tuple[Unit, CheckTable | None, float]]:
     out = []
     for spec in specs:
         env = profile_env(params, spec.name)
@@ -68,9 +66,7 @@ def index_evaluation_images(raw_by_name: Mapping[str, Any], params: ValidationPa
     ``raw_by_name`` maps evaluation dataset names (``registry.evaluation_datasets()``) to raw data.
     """
     specs = _specs(raw_by_name, evaluation_datasets())
-    profiled = [
-        Profiled(u.name, t, u.locations) for u, t, _ in _profile_all(raw_by_name, specs, params) if t is not None
-    ]
+    profiled = [Profiled(u.name, t, u.locations) for u, t, _ in _profile_all(raw_by_name, specs, params) if t is not None]
     index = evaluation_image_index(profiled)
     log.info("evaluation images: %d identities from %d datasets", len(index), len(specs))
     return index
@@ -113,10 +109,17 @@ def validate_task(
     for unit, table, seconds in profiled:
         start = time.perf_counter()
         outcome = UnitOutcome(
-            unit=unit.name, dataset=unit.spec.name, catalog_entry=unit.spec.catalog_entry, source=unit.source,
-            suite=table.suite if table else unit.suite, policy=params.policy(unit.spec.name),
-            n_records=len(unit.records), locations=unit.locations, records=unit.records,
-            dataset_errors=list(unit.dataset_errors), data=unit,
+            unit=unit.name,
+            dataset=unit.spec.name,
+            catalog_entry=unit.spec.catalog_entry,
+            source=unit.source,
+            suite=table.suite if table else unit.suite,
+            policy=params.policy(unit.spec.name),
+            n_records=len(unit.records),
+            locations=unit.locations,
+            records=unit.records,
+            dataset_errors=list(unit.dataset_errors),
+            data=unit,
         )
         if table is not None:
             reasons, summaries, errors = judge(table, run_checks(table))
@@ -125,8 +128,12 @@ def validate_task(
         outcome.seconds = seconds + time.perf_counter() - start
         outcome.check_invariant()
         log.info(
-            "%s: %d records, %d failed (%s), %.2fs", unit.name, outcome.n_records, len(outcome.reasons),
-            outcome.policy, outcome.seconds,
+            "%s: %d records, %d failed (%s), %.2fs",
+            unit.name,
+            outcome.n_records,
+            len(outcome.reasons),
+            outcome.policy,
+            outcome.seconds,
         )
         outcomes.append(outcome)
     return outcomes

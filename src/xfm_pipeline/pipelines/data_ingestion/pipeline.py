@@ -3,7 +3,6 @@
 from kedro.pipeline import Node, Pipeline
 
 from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
-
 from xfm_pipeline.pipelines.data_ingestion.nodes import (
     describe_shapes_world,
     export_captioning,
@@ -17,7 +16,6 @@ from xfm_pipeline.pipelines.data_ingestion.nodes import (
     export_vqa,
     generate_shapes_world,
 )
-
 
 
 def _raw(task: str, *splits: str) -> list[str]:

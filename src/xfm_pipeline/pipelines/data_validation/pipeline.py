@@ -74,11 +74,7 @@ def create_pipeline(**kwargs) -> Pipeline:  # noqa: ARG001 - Kedro's signature
         Node(
             _for_task(nodes.publish_task, task),
             inputs={"gate": "validation_gate", "outcomes": _outcomes(task)},
-            outputs={
-                name: name
-                for s in task_datasets(task)
-                for name in (s.validated_entry, f"{s.name}_quarantine")
-            },
+            outputs={name: name for s in task_datasets(task) for name in (s.validated_entry, f"{s.name}_quarantine")},
             name=f"publish_{task}",
             tags=["data_validation", f"validation_{task}"],
         )

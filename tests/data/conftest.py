@@ -1,7 +1,5 @@
-"""Session fixtures of a tiny generated shapes world, for the reader and generator tests.
-
-Import the fixtures into a test module with ``from shapes_world_fixtures import tiny_world, tiny_root``.
-"""
+"""Session fixtures of a tiny generated shapes world (``tiny_world``, ``tiny_root``), for the reader and
+generator tests of this directory."""
 
 from __future__ import annotations
 
