@@ -116,7 +116,6 @@ class CaptioningTask(Task):
     splits = ("train", "val", "test")
     selection_metric = "cider"
     new_param_prefixes = ()  # the decoder is initialised from the fusion/text encoders (its fresh_keys: lr_mult)
-
     options_class = CaptioningOptions
 
     def options(self, params: TaskParams, where: str = "") -> CaptioningOptions:
