@@ -8,6 +8,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from xfm_pipeline.datasets.catalog_paths import dataset_path
 from xfm_pipeline.offline import use_offline_environment
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class MlflowHook:
         for key, value in list(params.items())[:500]:
             client.log_param(run_id, key[:250], str(value)[:6000])
         for name in inputs:
-            path = _dataset_path(catalog, name)
+            path = dataset_path(catalog, name)
             if path is not None and path.is_file():
                 client.set_tag(run_id, f"data_md5.{name}", file_md5(path))
         return {RUN_ID_INPUT: run_id} if RUN_ID_INPUT in inputs else None
@@ -120,7 +121,7 @@ class MlflowHook:
         run_id = self._node_runs.get(node.name)
         if run_id is None:
             return
-        path = _dataset_path(self._catalog, dataset_name)
+        path = dataset_path(self._catalog, dataset_name)
         if path is not None and (path / "config.json").is_file():
             client = self._mlflow()
             client.set_tag(run_id, f"checkpoint.{dataset_name}", str(path.resolve()))
@@ -143,17 +144,3 @@ class MlflowHook:
         client.set_terminated(self._parent, status)
         log.info("MLflow parent run %s (%s)", self._parent, status)
         self._parent, self._node_runs = None, {}
-
-
-def _dataset_path(catalog, name: str):
-    from pathlib import Path
-
-    try:
-        dataset = catalog.get(name) if hasattr(catalog, "get") else catalog._get_dataset(name)  # noqa: SLF001
-    except Exception:  # noqa: BLE001 - params and memory datasets have no path
-        return None
-    for attr in ("_filepath", "_path"):
-        value = getattr(dataset, attr, None)
-        if value is not None:
-            return Path(str(value))
-    return None

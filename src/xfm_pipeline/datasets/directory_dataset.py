@@ -8,23 +8,22 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
-MODEL_FILES = ("config.json", "model.safetensors", "tokenizer")  # what a checkpoint directory holds for its users
-
 
 def copy_model_files(source: Path, target: Path) -> None:
-    """Copy the :data:`MODEL_FILES` of checkpoint directory ``source`` into ``target`` atomically: a training
-    run's optimizer state and other scratch files stay behind (the weights are written once).
+    """Copy the model files of checkpoint directory ``source`` (config, weights, tokenizer) into ``target``
+    atomically: a training run's optimizer state and other scratch files stay behind (the weights are
+    written once).
 
     Raises:
         NotADirectoryError: ``source`` is not a directory.
     """
-    from xfm_pipeline.model.checkpoint import atomic_directory_write
+    from xfm_pipeline.model.checkpoint import CONFIG_NAME, TOKENIZER_DIR, WEIGHTS_NAME, atomic_directory_write
 
     if not source.is_dir():
         raise NotADirectoryError(f"cannot save {source}: not a directory")
 
     def write(tmp: Path) -> None:
-        for name in MODEL_FILES:
+        for name in (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_DIR):
             path = source / name
             if path.is_dir():
                 shutil.copytree(path, tmp / name)
