@@ -19,12 +19,15 @@ def test_committed_dvc_yaml_is_what_the_command_writes():
 
 def test_every_registered_pipeline_has_a_stage_with_its_data_init_module_and_parameter_layers():
     stages = yaml.safe_load(dvc_stages.render(REPO))["stages"]
+    path_of = dvc_stages.catalog_paths(REPO)
     for name, (spec, pipe) in PIPELINES.items():
         stage = stages[name]
         assert stage["cmd"] == f"kedro run --pipelines {name}"
         assert f"data/06_models/{pipe.init.removesuffix('_checkpoint')}" in stage["deps"], name
         assert f"src/xfm_pipeline/tasks/{type(spec.task).__module__.rsplit('.', 1)[1]}.py" in stage["deps"], name
-        assert all(any(d.startswith("data/02_intermediate/") for d in stage["deps"]) for _ in pipe.data), name
+        for dataset in pipe.data.values():  # the directory of every validated dataset the pipeline reads
+            path = Path(path_of(dataset))
+            assert (path if not path.suffix else path.parent).as_posix() in stage["deps"], (name, dataset)
         assert stage["params"][1] == {"conf/base/parameters_finetune.yml": list(pipe.param_layers())}, name
         assert f"data/06_models/{name}" in stage["outs"]
         assert stage["metrics"] == [{f"data/08_reporting/metrics/{name}.json": {"cache": False}}]

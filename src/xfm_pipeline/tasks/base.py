@@ -63,7 +63,7 @@ class Task(ABC):
     splits: tuple[str, ...] = ("train", "val", "test")  # data splits the task reads
     selection_metric: str = ""  # validation metric that selects the checkpoint (higher is better)
     new_param_prefixes: tuple[str, ...] = ()  # task-model parameters created fresh (lr x lr_mult)
-    options_class: type = dict  # dataclass of ``params.options`` (unknown keys rejected)
+    options_class: type  # dataclass of ``params.options`` (unknown keys rejected); every task sets it
 
     def options(self, params: TaskParams, where: str = ""):
         """``params.options`` as ``options_class`` (``where``: the dotted parameter path for messages).
