@@ -34,6 +34,7 @@ class FinetuneParams(TaskParams):
     official_checkpoint: str | None = None  # official X-FM .th imported over the starting checkpoint
     keep_runs: int = DEFAULT_KEEP_RUNS  # finished run-<key> directories kept under output_dir/train (0 = all)
     output_dir: str | None = None  # job files and runs (None: data/06_models/<pipeline>_run)
+    image_root: str | None = None  # root of this pipeline's `image` paths (None: params:image_root)
 
     def task_params(self) -> TaskParams:
         """The part the task and its checkpoint see."""
@@ -85,7 +86,7 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
 
     from xfm_pipeline.jobs.resume import prune_runs, run_directory
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained
-    from xfm_pipeline.model.official import load_official_checkpoint
+    from xfm_pipeline.model.official import official_over_checkpoint
     from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, write_task_checkpoint
     from xfm_pipeline.tasks.registry import get_task
     from xfm_pipeline.tracking import MlflowStepLogger
@@ -101,9 +102,11 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     output_dir = run_directory(config["output_dir"], {"task": config["task"], **config["params"]}, inputs)
     torch.manual_seed(params.seed)
     accelerator = make_accelerator(params.loop.mixed_precision)
-    backbone = load_pretrained(config["init_dir"], image_size=params.image_size)
     if official:
-        log.info("initialised from the official checkpoint %s: %s", official, load_official_checkpoint(official, backbone).summary())
+        backbone, report = official_over_checkpoint(config["init_dir"], official, image_size=params.image_size)
+        log.info("initialised from the official checkpoint %s: %s", official, report.summary())
+    else:
+        backbone = load_pretrained(config["init_dir"], image_size=params.image_size)
     if params.image_size is None:  # tasks build their image transforms from params.image_size
         params.image_size = backbone.config.vision.image_size
     tokenizer = load_checkpoint_tokenizer(config["init_dir"])

@@ -31,6 +31,7 @@ class StreamParams:
     texts_per_image: int = 2  # region_text: texts drawn per image (all of them in ITC)
     fusion_texts_per_image: int | None = None  # region_text: of those, the first n also in ITM, IMLM and BBP (None = all)
     augment: bool = True  # region_text: box-keeping crop, flip, colour RandAugment (X-FM); false = whole images as they are
+    image_root: str | None = None  # root of this stream's `image` paths (None: params:image_root)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     objective = XFMPretrainObjective(ObjectiveWeights(**params.objectives), params.detach_text_for_fusion, params.frozen_text_cache, params.box_head)
     records = {name: _read_records(Path(config["records_dir"]) / f"{name}.jsonl", name) for name in params.streams()}
     streams = {
-        name: _build_stream(name, sp, records[name], model, tokenizer, params, config["image_root"], loop_config.seed, accelerator, i)
+        name: _build_stream(name, sp, records[name], model, tokenizer, params, sp.image_root or config["image_root"], loop_config.seed, accelerator, i)
         for i, (name, sp) in enumerate(params.streams().items())
         if name in objective.active_streams
     }

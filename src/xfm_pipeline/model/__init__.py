@@ -2,7 +2,8 @@
 
 from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained, save_pretrained
 from xfm_pipeline.model.config import FusionConfig, TextConfig, VisionConfig, XFMConfig
-from xfm_pipeline.model.official import ImportReport, convert_official_state_dict, load_official_checkpoint
+from xfm_pipeline.model.import_report import ImportReport
+from xfm_pipeline.model.official import convert_official_state_dict, load_official_checkpoint
 from xfm_pipeline.model.presets import PRESETS, build_config
 from xfm_pipeline.model.xfm import XFM
 

@@ -146,7 +146,7 @@ def load_pretrained(directory: str | Path, image_size: int | None = None):
     """
     from safetensors.torch import load_file
 
-    from xfm_pipeline.model.official import resize_position_tensor
+    from xfm_pipeline.model.position_resize import resize_position_tensor
     from xfm_pipeline.model.xfm import XFM
 
     meta = read_checkpoint_config(directory)

@@ -10,6 +10,10 @@ VISION_STEMS = ("patch", "conv")
 # linear ``mim_head`` predicting each masked patch's pixels (SimMIM), for a vision encoder trained from
 # scratch, where the self-target collapses to a constant (every image and patch the same feature).
 MIM_TARGETS = ("features", "pixels")
+# Which word table the fusion encoder's MLM head decodes with (docs/xfm.md#fix-fusion-mlm-decoder): "text" ties it to
+# the text encoder's word embeddings; "own" gives the fusion encoder its own RoBERTa embedding block, as official
+# X-FM has (needed to reproduce released weights).
+FUSION_WORD_EMBEDDINGS = ("text", "own")
 
 
 @dataclass
@@ -61,6 +65,11 @@ class FusionConfig:
     intermediate_size: int = 3072  # FFN hidden size
     dropout: float = 0.1  # hidden and attention dropout
     layer_norm_eps: float = 1e-5  # post-LN epsilon (RoBERTa's)
+    word_embeddings: str = "text"  # text: MLM decoder tied to the text word table | own: the official fusion embedding block
+
+    def __post_init__(self):
+        if self.word_embeddings not in FUSION_WORD_EMBEDDINGS:
+            raise ValueError(f"fusion.word_embeddings must be one of {FUSION_WORD_EMBEDDINGS}, got {self.word_embeddings!r}")
 
 
 @dataclass

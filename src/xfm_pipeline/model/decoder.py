@@ -7,8 +7,9 @@ The layers are :class:`~xfm_pipeline.model.fusion.FusionLayer` (post-LN, BERT ke
 :meth:`CausalDecoder.from_xfm` initialises them by copying the fusion encoder's layers, as X-FM does for
 its VQA decoder. Two deliberate differences from the official code (docs/xfm.md#decoders):
 
-* the embedding block is copied from the TEXT encoder (the official decoder copied the fusion encoder's
-  never-trained position/type embeddings and embedding LayerNorm);
+* the embedding block comes from the fusion encoder's own block when the model has one (official weights,
+  ``fusion.word_embeddings: own``: the official decoder copies it, trained word table and never-trained
+  position/type embeddings and LayerNorm alike), and from the TEXT encoder otherwise;
 * the context can be any width: the cross-attention key/value projections take ``context_width`` inputs.
   They are copied from the fusion layers when the widths agree (image tokens for captioning) and freshly
   initialised otherwise (e.g. the tiny preset's 384-wide question states vs 192-wide image tokens).
@@ -25,37 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.model.config import FusionConfig
-from xfm_pipeline.model.dropout import Dropout
+from xfm_pipeline.model.embeddings import TokenEmbeddings, position_offset
 from xfm_pipeline.model.fusion import FusionLayer, MLMHead
 from xfm_pipeline.model.heads import init_weights
-
-
-class DecoderEmbeddings(nn.Module):
-    """word + absolute position + token-type-0 embeddings, LayerNorm, dropout (BERT/RoBERTa layout)."""
-
-    def __init__(self, vocab_size: int, width: int, max_positions: int, position_offset: int, eps: float, dropout: float):
-        super().__init__()
-        self.word_embeddings = nn.Embedding(vocab_size, width)
-        self.position_embeddings = nn.Embedding(max_positions, width)
-        self.token_type_embedding = nn.Parameter(torch.zeros(width))  # row 0 of the type table
-        self.LayerNorm = nn.LayerNorm(width, eps=eps)
-        self.dropout = Dropout(dropout)
-        self.position_offset = position_offset  # RoBERTa positions start at padding_idx + 1
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, L) ids -> (B, L, D); positions 0..L-1 (right padding)."""
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device) + self.position_offset
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None] + self.token_type_embedding
-        return self.dropout(self.LayerNorm(x))
-
-    @torch.no_grad()
-    def copy_from_hf(self, hf_embeddings: nn.Module) -> None:
-        """Copy a transformers ``BertEmbeddings``/``RobertaEmbeddings`` block."""
-        self.word_embeddings.weight.copy_(hf_embeddings.word_embeddings.weight)
-        self.position_embeddings.weight.copy_(hf_embeddings.position_embeddings.weight)
-        type_table = getattr(hf_embeddings, "token_type_embeddings", None)
-        self.token_type_embedding.copy_(type_table.weight[0] if type_table is not None else torch.zeros_like(self.token_type_embedding))
-        self.LayerNorm.load_state_dict(hf_embeddings.LayerNorm.state_dict())
 
 
 class CausalDecoder(nn.Module):
@@ -64,22 +37,23 @@ class CausalDecoder(nn.Module):
     def __init__(self, config: FusionConfig, width: int, context_width: int, vocab_size: int, max_positions: int, position_offset: int = 0):
         super().__init__()
         self.config = config
-        self.embeddings = DecoderEmbeddings(vocab_size, width, max_positions, position_offset, config.layer_norm_eps, config.dropout)
+        self.embeddings = TokenEmbeddings(vocab_size, width, max_positions, position_offset, config.layer_norm_eps, config.dropout)
         self.layer = nn.ModuleList(FusionLayer(config, width, context_width) for _ in range(config.num_layers))
         self.lm_head = MLMHead(width, vocab_size, config.layer_norm_eps)
         init_weights(self)
 
     @classmethod
     def from_xfm(cls, xfm: nn.Module, context_width: int) -> CausalDecoder:
-        """A decoder initialised from an X-FM model: layers and LM head from the fusion encoder, embeddings from
-        the text encoder. Cross-attention key/value weights are copied only when ``context_width`` equals the
-        fusion encoder's image width (otherwise they keep their fresh N(0, 0.02) init)."""
+        """A decoder initialised from an X-FM model: layers, LM head and (official weights) embedding block from
+        the fusion encoder; embeddings from the text encoder when the fusion encoder has none. Cross-attention
+        key/value weights are copied only when ``context_width`` equals the fusion encoder's image width
+        (otherwise they keep their fresh N(0, 0.02) init)."""
         text_cfg = xfm.text_encoder.config
         width = text_cfg.hidden_size
-        offset = text_cfg.pad_token_id + 1 if text_cfg.model_type in ("roberta", "xlm-roberta") else 0
-        decoder = cls(xfm.config.fusion, width, context_width, text_cfg.vocab_size, text_cfg.max_position_embeddings, offset)
-        decoder.embeddings.copy_from_hf(xfm.text_encoder.base_model.embeddings)
-        fusion_state = xfm.fusion_encoder.state_dict()
+        decoder = cls(xfm.config.fusion, width, context_width, text_cfg.vocab_size, text_cfg.max_position_embeddings, position_offset(text_cfg))
+        if not hasattr(xfm.fusion_encoder, "embeddings"):
+            decoder.embeddings.copy_from_hf(xfm.text_encoder.base_model.embeddings)
+        fusion_state = xfm.fusion_encoder.state_dict()  # embeddings.* included when the fusion encoder has them
         own = decoder.state_dict()
         mismatched = {k.rsplit(".", 1)[0] for k, v in fusion_state.items() if k in own and own[k].shape != v.shape}
         copy = {k: v for k, v in fusion_state.items() if k in own and k.rsplit(".", 1)[0] not in mismatched}

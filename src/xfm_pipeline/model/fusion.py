@@ -2,7 +2,9 @@
 
 Key names follow BERT/RoBERTa (``attention.self.query``, ``crossattention.output.LayerNorm``,
 ``intermediate.dense``, ``output.dense`` ...) so the official ``fusion_encoder.roberta.encoder.layer.*``
-weights map one to one. The input is the text encoder's last hidden state; there is no embedding layer.
+weights map one to one. The input is the text encoder's last hidden state, never token ids: with
+``word_embeddings: "own"`` (official weights) the encoder holds the official embedding block only as the
+MLM decoder's word table and as the starting point of the decoders (``decoder.CausalDecoder.from_xfm``).
 Attention runs through ``torch.nn.functional.scaled_dot_product_attention``, except when attention dropout
 is on in training on CPU (see :func:`attend`).
 """
@@ -17,6 +19,7 @@ from torch import nn
 
 from xfm_pipeline.model.config import FusionConfig
 from xfm_pipeline.model.dropout import Dropout, dropout
+from xfm_pipeline.model.embeddings import TokenEmbeddings
 
 
 class _QKV(nn.Module):
@@ -190,11 +193,15 @@ class MLMHead(nn.Module):
 class FusionEncoder(nn.Module):
     """A stack of :class:`FusionLayer` over text hidden states, with an MLM head (image-conditioned MLM)."""
 
-    def __init__(self, config: FusionConfig, width: int, image_width: int, vocab_size: int):
+    def __init__(self, config: FusionConfig, width: int, image_width: int, vocab_size: int, max_positions: int = 0, position_offset: int = 0):
         super().__init__()
         self.config = config
         self.layer = nn.ModuleList(FusionLayer(config, width, image_width) for _ in range(config.num_layers))
         self.lm_head = MLMHead(width, vocab_size, config.layer_norm_eps)
+        if config.word_embeddings == "own":  # official X-FM: word table = MLM decoder; position/type/LN never used
+            self.embeddings = TokenEmbeddings(vocab_size, width, max_positions, position_offset, config.layer_norm_eps, config.dropout)
+            nn.init.normal_(self.embeddings.word_embeddings.weight, std=0.02)  # transformers' init of a fresh RoBERTa
+            nn.init.normal_(self.embeddings.position_embeddings.weight, std=0.02)
         self.gradient_checkpointing = False
 
     def forward(

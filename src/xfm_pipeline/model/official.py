@@ -8,12 +8,12 @@ with a recorded reason. The report lists loaded, resized, skipped, unexpected an
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from xfm_pipeline.model.import_report import ImportReport
+from xfm_pipeline.model.position_resize import resize_position_tensor
 from xfm_pipeline.model.tied_weights import tied_keys
 
 log = logging.getLogger(__name__)
@@ -22,44 +22,17 @@ _SKIP_RULES: tuple[tuple[str, str], ...] = (
     (".relative_position_index", "buffer, regenerated for the target image size"),
     ("embeddings.position_ids", "buffer, regenerated"),
     (".lm_cap_head.", "unused captioning head of the official code (docs/xfm.md#fix-unused-heads)"),
-    ("fusion_encoder.roberta.embeddings.", "fusion input is the text-encoder output; its embeddings are unused"),
-    ("fusion_encoder.lm_head.decoder.", "fusion MLM decoder is tied to the text word embeddings (docs/xfm.md#fix-fusion-mlm-decoder)"),
+    ("fusion_encoder.lm_head.decoder.", "tied to the fusion word table (fusion_encoder.roberta.embeddings.word_embeddings) and lm_head.bias"),
     ("text_encoder.lm_head.decoder.", "tied to the text word embeddings"),
 )
 
 
+# The official fusion encoder's embedding block: its word table is the fusion MLM decoder (trained through that
+# tie); position/type embeddings and LayerNorm are never used by the encoder but start the VQA decoder.
+FUSION_EMBEDDINGS = "fusion_encoder.roberta.embeddings."
+
 # Parts of this model that the official checkpoint cannot fill: they keep their initial values.
 NOT_IN_XFM = ("bbox_pointer.",)  # the pointer box head (model.box_heads), trained by pretrain_bbox
-
-
-@dataclass
-class ImportReport:
-    """What happened to every key of an imported state dict."""
-
-    loaded: list[str] = field(default_factory=list)  # model keys filled from the file
-    resized: list[str] = field(default_factory=list)  # subset of loaded that were interpolated
-    skipped: dict[str, str] = field(default_factory=dict)  # official key -> reason
-    unexpected: list[str] = field(default_factory=list)  # official keys with no place in this model
-    missing: list[str] = field(default_factory=list)  # model keys left at their initial values
-    not_in_xfm: list[str] = field(default_factory=list)  # model keys of parts X-FM does not have (initial values)
-
-    def summary(self) -> str:
-        """One line per category, for logs."""
-        return (
-            f"loaded {len(self.loaded)} (resized {len(self.resized)}), skipped {len(self.skipped)}, "
-            f"unexpected {len(self.unexpected)}, missing {len(self.missing)}, not in X-FM {len(self.not_in_xfm)}"
-        )
-
-    def to_dict(self) -> dict:
-        """JSON-ready form."""
-        return {
-            "loaded": self.loaded,
-            "resized": self.resized,
-            "skipped": self.skipped,
-            "unexpected": self.unexpected,
-            "missing": self.missing,
-            "not_in_xfm": self.not_in_xfm,
-        }
 
 
 def map_official_key(key: str, text_prefix: str) -> str | None:
@@ -74,6 +47,10 @@ def map_official_key(key: str, text_prefix: str) -> str | None:
         key = "vision_encoder." + key[len("visual_encoder.") :]
     if key.startswith("fusion_encoder.roberta.encoder.layer."):
         return "fusion_encoder.layer." + key[len("fusion_encoder.roberta.encoder.layer.") :]
+    if key == FUSION_EMBEDDINGS + "token_type_embeddings.weight":  # (1, D) table of RoBERTa's single type
+        return "fusion_encoder.embeddings.token_type_embedding"
+    if key.startswith(FUSION_EMBEDDINGS):
+        return "fusion_encoder.embeddings." + key[len(FUSION_EMBEDDINGS) :]
     if key.startswith("text_encoder."):
         rest = key[len("text_encoder.") :]
         if rest.startswith("roberta."):
@@ -92,45 +69,18 @@ def skip_reason(key: str) -> str | None:
     return None
 
 
-def resize_rel_pos_table(table: torch.Tensor, target_shape: tuple[int, ...]) -> torch.Tensor:
-    """Resize a BEiT relative position table ((2g-1)^2 + 3, H) to ``target_shape`` (3 extra rows kept).
-
-    Uses timm's geometric-spacing interpolation, the BEiT recipe the official code implements with
-    scipy's removed ``interp2d`` (docs/xfm.md#change-relative-position-resize).
-    """
-    from timm.layers import resize_rel_pos_bias_table
-
-    side = int(round((target_shape[0] - 3) ** 0.5))
-    new_window = ((side + 1) // 2, (side + 1) // 2)
-    return resize_rel_pos_bias_table(table, new_window_size=new_window, new_bias_shape=tuple(target_shape))
-
-
-def resize_abs_pos_embed(pos_embed: torch.Tensor, target_shape: tuple[int, ...]) -> torch.Tensor:
-    """Resample an absolute position embedding (1, 1+g^2, D) to ``target_shape`` (1, 1+G^2, D): the
-    patch grid bicubically (timm's ``resample_abs_pos_embed``), the CLS slot as is."""
-    from timm.layers import resample_abs_pos_embed
-
-    side = math.isqrt(target_shape[1] - 1)
-    return resample_abs_pos_embed(pos_embed, new_size=[side, side], num_prefix_tokens=1)
-
-
-def resize_position_tensor(key: str, tensor: torch.Tensor, target_shape: tuple[int, ...]) -> torch.Tensor | None:
-    """``tensor`` resized to ``target_shape`` when ``key`` names a vision position tensor (a block's
-    relative position table or the absolute ``pos_embed``), else None: the one rule for loading a
-    vision encoder at another resolution."""
-    if key.endswith("relative_position_bias_table"):
-        return resize_rel_pos_table(tensor, target_shape)
-    if key == "vision_encoder.pos_embed":
-        return resize_abs_pos_embed(tensor, target_shape)
-    return None
-
-
 def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tuple[dict[str, torch.Tensor], ImportReport]:
     """Map an official X-FM state dict onto ``model`` (an ``XFM``); tensors are not copied.
 
     Raises:
         ValueError: a mapped tensor has a shape that cannot be reconciled (names the key and both shapes).
     """
+    own_table = FUSION_EMBEDDINGS + "word_embeddings.weight"
+    if own_table in official and model.config.fusion.word_embeddings != "own":
+        raise ValueError(
+            f"the official checkpoint has the fusion encoder's own word table ({own_table}), which its fusion MLM "
+            "decoder and VQA decoder use; build the model with fusion.word_embeddings: own to import it"
+        )
     report = ImportReport()
     target = model.state_dict()
     text_prefix = model.text_encoder.base_model_prefix
@@ -141,6 +91,8 @@ def convert_official_state_dict(official: dict[str, torch.Tensor], model) -> tup
             report.skipped[key] = reason
             continue
         new_key = map_official_key(key, text_prefix)
+        if new_key == "fusion_encoder.embeddings.token_type_embedding":
+            tensor = tensor[0]  # row 0: the only token type
         if new_key not in target:
             report.unexpected.append(key)
             continue
@@ -176,6 +128,29 @@ def load_official_checkpoint(path: str | Path, model) -> ImportReport:
     model.load_state_dict(mapped, strict=False)
     log.info("imported %s: %s", path, report.summary())
     return report
+
+
+def official_over_checkpoint(directory: str | Path, path: str | Path, image_size: int | None = None):
+    """The official weights at ``path`` in the architecture of the checkpoint ``directory`` (its config at
+    ``image_size``, with ``fusion.word_embeddings: own``); tensors the official file cannot fill (the pointer
+    box head, anything missing) keep the checkpoint's values.
+
+    Returns:
+        (XFM, ImportReport)
+    """
+    import copy
+
+    from xfm_pipeline.model.checkpoint import load_pretrained
+    from xfm_pipeline.model.xfm import XFM
+
+    start = load_pretrained(directory, image_size=image_size)
+    config = copy.deepcopy(start.config)
+    config.fusion.word_embeddings = "own"
+    model = XFM(config)
+    report = load_official_checkpoint(path, model)
+    kept = start.state_dict()
+    model.load_state_dict({k: kept[k] for k in [*report.not_in_xfm, *report.missing] if k in kept}, strict=False)
+    return model, report
 
 
 def _is_buffer(model, key: str) -> bool:

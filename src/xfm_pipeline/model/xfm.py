@@ -18,6 +18,7 @@ from torch import nn
 
 from xfm_pipeline.model.box_heads import BOX_HEADS, PatchPointer
 from xfm_pipeline.model.config import XFMConfig
+from xfm_pipeline.model.embeddings import position_offset
 from xfm_pipeline.model.fusion import FusionEncoder
 from xfm_pipeline.model.heads import build_mlp, init_weights
 from xfm_pipeline.model.text import build_text_encoder, mlm_head
@@ -34,7 +35,9 @@ class XFM(nn.Module):
         self.text_encoder = build_text_encoder(config.text)
         text_cfg = self.text_encoder.config
         vision_width, text_width = config.vision.width, text_cfg.hidden_size
-        self.fusion_encoder = FusionEncoder(config.fusion, text_width, vision_width, text_cfg.vocab_size)
+        self.fusion_encoder = FusionEncoder(
+            config.fusion, text_width, vision_width, text_cfg.vocab_size, text_cfg.max_position_embeddings, position_offset(text_cfg)
+        )
         self.vision_proj = nn.Linear(vision_width, config.embed_dim)
         self.text_proj = nn.Linear(text_width, config.embed_dim)
         self.temp = nn.Parameter(torch.tensor(float(config.temp)))
@@ -131,10 +134,13 @@ class XFM(nn.Module):
         """(..., Dt) text-encoder states -> (..., V) logits of the text MLM head."""
         return mlm_head(self.text_encoder)(text_hidden)
 
-    def fusion_mlm_logits(self, fused: torch.Tensor) -> torch.Tensor:
-        """(..., Dt) fused states -> (..., V) image-conditioned MLM logits.
+    def fusion_word_table(self) -> torch.Tensor:
+        """(V, Dt) the word table the fusion MLM head decodes with: the text encoder's (``fusion.word_embeddings:
+        text``) or the fusion encoder's own (``own``, official X-FM; docs/xfm.md#fix-fusion-mlm-decoder)."""
+        if self.config.fusion.word_embeddings == "own":
+            return self.fusion_encoder.embeddings.word_embeddings.weight
+        return self.text_encoder.get_input_embeddings().weight
 
-        The decoder is tied to the TEXT word embeddings (the official code ties it to a separate, randomly
-        initialised table of the fusion encoder; docs/xfm.md#fix-fusion-mlm-decoder).
-        """
-        return self.fusion_encoder.lm_head(fused, self.text_encoder.get_input_embeddings().weight)
+    def fusion_mlm_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        """(..., Dt) fused states -> (..., V) image-conditioned MLM logits (decoder tied to :meth:`fusion_word_table`)."""
+        return self.fusion_encoder.lm_head(fused, self.fusion_word_table())

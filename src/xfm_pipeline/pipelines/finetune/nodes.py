@@ -24,7 +24,8 @@ def finetune(init: str, image_root: str, run_id: str | None, *, pipeline: str, *
     ``inputs`` holds the pipeline's parameter layers ``params_0..params_n`` (``finetune_defaults``, its
     groups, its own block: ``TaskPipeline.param_layers``) and its validated data by task data key. The
     merged parameters are validated here, before anything is launched (``jobs.finetune.resolve_params``).
-    ``run_id`` is the node's MLflow run (None when tracking is off).
+    ``run_id`` is the node's MLflow run (None when tracking is off). ``image_root`` (``params:image_root``) is the
+    root of image paths unless the pipeline's block sets its own ``image_root`` (one root per source).
 
     Returns:
         (selected checkpoint directory, flat metrics ``{"val/<metric>": x, "test/<metric>": y}``,
@@ -50,7 +51,7 @@ def finetune(init: str, image_root: str, run_id: str | None, *, pipeline: str, *
         "init_dir": str(init),
         "official_checkpoint": params.official_checkpoint,
         "data_dir": str(data_dir),
-        "image_root": image_root,
+        "image_root": params.image_root or image_root,
         "output_dir": str(output_dir / "train"),
         "keep_runs": params.keep_runs,
         "run_id": run_id,
