@@ -168,3 +168,15 @@ def test_a_checkpoint_with_its_own_fusion_table_round_trips(imported, tmp_path):
 def test_gelu_reference_is_the_exact_erf_form():
     x = torch.linspace(-4, 4, 101)
     torch.testing.assert_close(0.5 * x * (1 + torch.erf(x / 2**0.5)), F.gelu(x))
+
+
+def test_model_init_builds_the_official_architecture_for_an_official_checkpoint(official_state):
+    from xfm_pipeline.pipelines.model_init.nodes import initialise_model
+
+    state, path = official_state
+    checkpoint, summary = initialise_model({"preset": "tiny", "official_checkpoint": str(path)})
+    assert summary["config"]["fusion"]["word_embeddings"] == "own"
+    assert summary["official_import"]["missing"] == [] and summary["official_import"]["unexpected"] == []
+    assert torch.equal(checkpoint.model.fusion_word_table(), state[FUSION_EMB + "word_embeddings.weight"])
+    with pytest.raises(ValueError, match="word_embeddings: own"):  # an explicit text tie cannot take official weights
+        initialise_model({"preset": "tiny", "official_checkpoint": str(path), "overrides": {"fusion": {"word_embeddings": "text"}}})

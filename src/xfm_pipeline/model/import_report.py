@@ -18,13 +18,15 @@ class ImportReport:
     skipped: dict[str, str] = field(default_factory=dict)  # official key -> reason
     unexpected: list[str] = field(default_factory=list)  # official keys with no place in this model
     missing: list[str] = field(default_factory=list)  # model keys left at their initial values
+    initialised: dict[str, str] = field(default_factory=dict)  # model key the format never holds -> its documented start
     not_in_xfm: list[str] = field(default_factory=list)  # model keys of parts X-FM does not have (initial values)
 
     def summary(self) -> str:
         """One line per category, for logs."""
         return (
             f"loaded {len(self.loaded)} (resized {len(self.resized)}), skipped {len(self.skipped)}, "
-            f"unexpected {len(self.unexpected)}, missing {len(self.missing)}, not in X-FM {len(self.not_in_xfm)}"
+            f"unexpected {len(self.unexpected)}, missing {len(self.missing)}, initialised {len(self.initialised)}, "
+            f"not in X-FM {len(self.not_in_xfm)}"
         )
 
     def to_dict(self) -> dict:
@@ -35,5 +37,6 @@ class ImportReport:
             "skipped": self.skipped,
             "unexpected": self.unexpected,
             "missing": self.missing,
+            "initialised": self.initialised,
             "not_in_xfm": self.not_in_xfm,
         }

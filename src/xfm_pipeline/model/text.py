@@ -2,7 +2,10 @@
 
 Built from a config dict (random init) or loaded from a local ``from_pretrained`` directory with
 ``local_files_only=True``; nothing is ever downloaded. The MLM head's decoder is tied to the word
-embeddings, as transformers does for these models.
+embeddings, as transformers does for these models. A loaded encoder carries the
+:class:`~xfm_pipeline.model.import_report.ImportReport` of its directory (:func:`text_import_report`):
+e.g. a ``RobertaModel``-only directory leaves the MLM head newly initialised (missing) and its
+pooler unexpected.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from torch import nn
 
 from xfm_pipeline.model.config import TextConfig
 from xfm_pipeline.model.dropout import replace_dropout
+from xfm_pipeline.model.import_report import ImportReport
+from xfm_pipeline.model.tied_weights import tied_keys
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,7 @@ def _packaged_minilm() -> Path:
 
 # Text models that ship inside an installed Python package, by name.
 PACKAGED_TEXT_MODELS = {"all-minilm-l6-v2": _packaged_minilm}
+_REPORT_ATTRIBUTE = "xfm_import_report"  # where a loaded text encoder keeps its ImportReport
 
 
 def resolve_pretrained(name_or_path: str) -> Path:
@@ -70,12 +76,35 @@ def _build_masked_lm(config: TextConfig) -> nn.Module:
         fresh = sorted(info.get("missing_keys", []))
         if fresh:
             log.info("text encoder %s: %d tensors newly initialised (%s)", path, len(fresh), ", ".join(fresh))
+        setattr(model, _REPORT_ATTRIBUTE, loading_report(model, info))
         return model
     if not config.hf_config or "model_type" not in config.hf_config:
         raise ValueError("text config needs `pretrained` or an `hf_config` with a `model_type`")
     hf = dict(config.hf_config)
     hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
     return AutoModelForMaskedLM.from_config(hf_config, attn_implementation="sdpa")
+
+
+def loading_report(model: nn.Module, info: dict[str, Any]) -> ImportReport:
+    """The :class:`ImportReport` of a ``from_pretrained(..., output_loading_info=True)`` load.
+
+    ``missing``: model keys transformers newly initialised; ``unexpected``: file keys with no place in
+    the model; ``loaded``: every other model key. Tied aliases (the MLM decoder weight is the word
+    embedding table) are counted under their first name only.
+    """
+    tied = tied_keys(model)
+    missing = set(info.get("missing_keys", []))
+    keys = [k for k in model.state_dict() if k not in tied]
+    return ImportReport(
+        loaded=[k for k in keys if k not in missing],
+        missing=[k for k in keys if k in missing],
+        unexpected=sorted(info.get("unexpected_keys", [])),
+    )
+
+
+def text_import_report(text_encoder: nn.Module) -> ImportReport | None:
+    """The :class:`ImportReport` of a text encoder loaded from a directory, ``None`` for a random one."""
+    return getattr(text_encoder, _REPORT_ATTRIBUTE, None)
 
 
 def text_config_dict(text_encoder: nn.Module) -> dict[str, Any]:
