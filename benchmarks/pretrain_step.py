@@ -1,10 +1,12 @@
 """Benchmark of one X-FM pretraining step: time, samples/s, peak memory, FLOP/s and MFU.
 
-The image-text step runs the real objective (ITC + ITM with hard negatives + image-conditioned MLM +
-MIM) forward and backward plus the AdamW update, on random inputs of the paper's shapes (224 px for
-base, 30-token texts). FLOPs are counted with ``torch.utils.flop_counter`` (matmul FLOPs of forward
-and backward); the fp32 matmul peak of this machine is measured in the same run, and MFU is their
-ratio. The machines this runs on are shared and their speed drifts within minutes, so the peak is
+The image-text step is the one the training loop takes: the real objective (ITC + ITM with hard
+negatives + image-conditioned MLM + MIM) forward and backward, global gradient-norm clipping at 1.0 and
+the AdamW update, on random inputs of the paper's shapes (224 px for base, 30-token texts), with a fresh
+block-wise MIM mask and fresh masked-token positions every step (drawn before the timer starts, as the
+DataLoader does). FLOPs are counted with ``torch.utils.flop_counter`` (matmul FLOPs of forward and
+backward); the matmul peak of this machine in the step's precision (fp32, or bf16 with ``--dtype bf16``)
+is measured in the same run, and MFU is their ratio. The machines this runs on are shared and their speed drifts within minutes, so the peak is
 measured right after every timed step (best n x n GEMM in a short window) and each step's MFU is taken
 against the peak next to it; the figures are the median and the best of those paired ratios, and the
 ratio to the median GEMM of each window (what a GEMM sustains there rather than its best burst).
@@ -40,18 +42,20 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # as measured for the pretraining issue: 3.0 TFLOP (fwd+bwd matmul FLOPs) in about 15.6 s, 58% of that
 # machine's fp32 matmul peak, where timm's BEiT-B/16 alone reached about 80%. Its code is not runnable
 # here (no network), so the benchmark estimates its step time under this run's conditions from both ratios.
+GRAD_CLIP = 1.0  # the loop's default loop.grad_clip
 OFFICIAL_TFLOP = 3.0
 OFFICIAL_MFU = 0.58
 OFFICIAL_BEIT_MFU = 0.80
 
 
-def matmul_throughputs(device: str, n: int = 4096, seconds: float = 2.0, min_products: int = 3) -> list[float]:
-    """fp32 GEMM throughputs (FLOP/s) of n x n products repeated for ``seconds`` (at least
-    ``min_products`` of them; TF32 disabled on GPUs)."""
+def matmul_throughputs(device: str, n: int = 4096, seconds: float = 2.0, min_products: int = 3, dtype: str = "fp32") -> list[float]:
+    """GEMM throughputs (FLOP/s) of n x n products in ``dtype`` (fp32 with TF32 disabled, or bf16) repeated
+    for ``seconds`` (at least ``min_products`` of them)."""
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    kind = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=kind), torch.randn(n, n, device=device, dtype=kind)
     rates: list[float] = []
     end = time.perf_counter() + seconds
     while len(rates) < min_products or time.perf_counter() < end:
@@ -85,9 +89,9 @@ def count_flops(step) -> int:
     return counter.get_total_flops()
 
 
-def timed_steps(steps: dict[str, Callable[[], None]], n: int, device: str) -> dict[str, list[StepRun]]:
+def timed_steps(steps: dict[str, Callable[[], None]], n: int, device: str, dtype: str = "fp32") -> dict[str, list[StepRun]]:
     """``n`` rounds; each round times every step of ``steps`` in turn (interleaved, so that all of them
-    see the same machine), each followed by a matmul-throughput window."""
+    see the same machine), each followed by a matmul-throughput window in ``dtype``."""
     runs: dict[str, list[StepRun]] = {label: [] for label in steps}
     for _ in range(n):
         for label, step in steps.items():
@@ -98,19 +102,19 @@ def timed_steps(steps: dict[str, Callable[[], None]], n: int, device: str) -> di
             _sync(device)
             seconds = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_SELF)
-            rates = matmul_throughputs(device)
+            rates = matmul_throughputs(device, dtype=dtype)
             run = StepRun(seconds, max(rates), statistics.median(rates), after.ru_minflt - usage.ru_minflt, after.ru_stime - usage.ru_stime)
             runs[label].append(run)
     return runs
 
 
-def print_mfu(label: str, flops: int, runs: list[StepRun]) -> None:
+def print_mfu(label: str, flops: int, runs: list[StepRun], dtype: str = "fp32") -> None:
     """Each step's FLOP/s over the GEMM throughput measured right after it (its best and its median)."""
     best = [flops / r.seconds / r.peak for r in runs]
     sustained = [flops / r.seconds / r.sustained for r in runs]
     peaks = [r.peak / 1e12 for r in runs]
     print(
-        f"{label}: fp32 matmul peak next to each step {min(peaks):.3f}-{max(peaks):.3f} TFLOP/s; "
+        f"{label}: {dtype} matmul peak next to each step {min(peaks):.3f}-{max(peaks):.3f} TFLOP/s; "
         f"MFU = {statistics.median(best):.1%} (median of per-step ratios), {max(best):.1%} (best step); "
         f"against the median GEMM of each window: {statistics.median(sustained):.1%}"
     )
@@ -146,6 +150,19 @@ def beit_reference(batch: int, device: str, autocast):
     return step
 
 
+class BatchCycle:
+    """Batches handed out in turn, so consecutive steps see different inputs and masks."""
+
+    def __init__(self, batches: list):
+        self.batches, self.i = batches, 0
+
+    def next(self):
+        """The next batch (round robin)."""
+        batch = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        return batch
+
+
 def _sync(device: str) -> None:
     import torch
 
@@ -153,8 +170,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def image_text_batch(model, batch: int, seq: int, device: str):
-    """Random inputs of the image_text stream, with real masks from the project's maskers."""
+def image_text_batch(model, batch: int, seq: int, device: str, seed: int = 0):
+    """Random inputs of the image_text stream, with real masks from the project's maskers (``seed`` draws
+    the images, texts, masked positions and the block-wise MIM mask)."""
     import random
 
     import torch
@@ -162,7 +180,7 @@ def image_text_batch(model, batch: int, seq: int, device: str):
     from xfm_pipeline.data.masking import BlockMaskGenerator, scaled_mask_sizes
 
     cfg, vocab = model.config.vision, model.text_encoder.config.vocab_size
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1000, min(vocab, 20000), (batch, seq), generator=g)
     num, block = scaled_mask_sizes(cfg.num_patches)
     masked_pos = torch.stack([torch.randperm(seq - 2, generator=g)[:15] + 1 for _ in range(batch)])
@@ -176,7 +194,7 @@ def image_text_batch(model, batch: int, seq: int, device: str):
         "text_ids_masked": ids_masked,
         "masked_pos": masked_pos,
         "masked_ids": masked_ids,
-        "image_patch_mask": BlockMaskGenerator(cfg.grid_size, num, block)(batch, random.Random(0)),
+        "image_patch_mask": BlockMaskGenerator(cfg.grid_size, num, block)(batch, random.Random(seed)),
     }
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in out.items()}
 
@@ -207,13 +225,14 @@ def main() -> None:
     model = XFM(build_config(args.preset)).to(args.device).train()
     optimizer = create_optimizer(param_groups(model, 1e-4, 0.01))
     objective = XFMPretrainObjective()
-    batch = image_text_batch(model, args.batch, args.seq, args.device)
+    batches = BatchCycle([image_text_batch(model, args.batch, args.seq, args.device, seed) for seed in range(4)])
     autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
     def step() -> None:
         with autocast:
-            loss = objective(model, batch)["loss"]
+            loss = objective(model, batches.next())["loss"]
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -226,11 +245,11 @@ def main() -> None:
     if args.reference == "beit":
         steps["beit"] = beit_reference(args.batch, args.device, autocast)
         ref_flops = count_flops(steps["beit"])
-    runs = timed_steps(steps, args.steps, args.device)
+    runs = timed_steps(steps, args.steps, args.device, args.dtype)
     xfm = runs["xfm"]
     params = sum(p.numel() for p in model.parameters())
     print(f"preset={args.preset} params={params:,} device={args.device} dtype={args.dtype} threads={torch.get_num_threads()}")
-    print(f"batch={args.batch} image={model.config.vision.image_size}px seq={args.seq} objectives=ITC+ITM+IMLM+MIM (+AdamW)")
+    print(f"batch={args.batch} image={model.config.vision.image_size}px seq={args.seq} objectives=ITC+ITM+IMLM+MIM (+grad clip {GRAD_CLIP}, AdamW)")
     med = statistics.median(r.seconds for r in xfm)
     print(f"step time: median {med:.3f} s (min {min(r.seconds for r in xfm):.3f}, {args.steps} steps); {args.batch / med:.2f} samples/s")
     print(
@@ -238,13 +257,13 @@ def main() -> None:
     )
     print(f"peak memory: {memory:.2f} GiB ({'GPU allocated' if args.device == 'cuda' else 'process max RSS'})")
     print(f"FLOPs per step (fwd+bwd, flop_counter): {flops / 1e12:.3f} TFLOP; achieved {flops / med / 1e12:.3f} TFLOP/s")
-    print_mfu("X-FM step", flops, xfm)
+    print_mfu("X-FM step", flops, xfm, args.dtype)
     if args.reference == "beit":
         ref = runs["beit"]
         print(
             f"reference, timm BEiT-B/16 fwd+bwd+AdamW (batch {args.batch}, interleaved): median {statistics.median(r.seconds for r in ref):.3f} s, {ref_flops / 1e12:.3f} TFLOP"
         )
-        print_mfu("reference", ref_flops, ref)
+        print_mfu("reference", ref_flops, ref, args.dtype)
         ratios = [(flops / x.seconds) / (ref_flops / r.seconds) for x, r in zip(xfm, ref, strict=True)]
         print(f"X-FM step FLOP/s / BEiT-B FLOP/s, per round: {', '.join(f'{q:.2f}' for q in ratios)}; median {statistics.median(ratios):.2f}")
         at_peak, at_beit = official_estimates(xfm, ref, ref_flops)

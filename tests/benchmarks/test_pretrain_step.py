@@ -13,7 +13,7 @@ def bench(benchmark_module):
 def test_steps_alternate_and_each_gets_its_own_window(bench, monkeypatch):
     calls = []
     windows = iter([[1.0, 4.0, 2.0], [3.0, 3.0, 9.0], [5.0, 6.0, 7.0], [2.0, 2.0, 2.0]])
-    monkeypatch.setattr(bench, "matmul_throughputs", lambda device: calls.append("gemm") or next(windows))
+    monkeypatch.setattr(bench, "matmul_throughputs", lambda device, dtype: calls.append("gemm") or next(windows))
     steps = {"xfm": lambda: calls.append("xfm"), "beit": lambda: calls.append("beit")}
 
     runs = bench.timed_steps(steps, 2, "cpu")
@@ -48,3 +48,11 @@ def test_official_step_estimates_from_the_issue_ratios(bench):
     at_peak, at_beit = bench.official_estimates(xfm, ref, ref_flops=2 * 10**12)
     assert at_peak == pytest.approx([3.0e12 / (0.58 * 1e12)])  # 5.17 s
     assert at_beit == pytest.approx([3.0e12 / (0.58 / 0.80 * 5e11)])  # 8.28 s
+
+
+def test_consecutive_steps_see_different_masks(bench, tiny_model):
+    batches = bench.BatchCycle([bench.image_text_batch(tiny_model, 2, 12, "cpu", seed) for seed in range(3)])
+    first, second, third, fourth = (batches.next() for _ in range(4))
+    assert not (first["image_patch_mask"] == second["image_patch_mask"]).all()
+    assert not (first["masked_pos"] == second["masked_pos"]).all()
+    assert fourth is first and third is not first  # round robin over the drawn batches
