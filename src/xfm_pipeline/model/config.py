@@ -84,6 +84,7 @@ class XFMConfig:
     temp_min: float = 0.001  # temperature clamp, lower bound
     temp_max: float = 0.5  # temperature clamp, upper bound
     mim_target: str = "features"  # features: the encoder's own output, detached (paper) | pixels: mim_head
+    activation_checkpointing: bool = False  # recompute each vision/text/fusion block's activations in backward (less memory)
 
     def __post_init__(self):
         if self.mim_target not in MIM_TARGETS:

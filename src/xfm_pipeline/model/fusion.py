@@ -202,7 +202,7 @@ class FusionEncoder(nn.Module):
             self.embeddings = TokenEmbeddings(vocab_size, width, max_positions, position_offset, config.layer_norm_eps, config.dropout)
             nn.init.normal_(self.embeddings.word_embeddings.weight, std=0.02)  # transformers' init of a fresh RoBERTa
             nn.init.normal_(self.embeddings.position_embeddings.weight, std=0.02)
-        self.gradient_checkpointing = False
+        self.gradient_checkpointing = False  # set by XFM.set_activation_checkpointing (model config activation_checkpointing)
 
     def forward(
         self,

@@ -52,6 +52,18 @@ class XFM(nn.Module):
         # Not in X-FM (model.box_heads). Built last, so the modules above draw the same initial weights
         # from a seeded generator as they would without it.
         self.bbox_pointer = PatchPointer(text_width, vision_width)
+        if config.activation_checkpointing:
+            self.set_activation_checkpointing(True)
+
+    def set_activation_checkpointing(self, enable: bool) -> None:
+        """Recompute the activations of every vision, text and fusion block in the backward pass instead of
+        keeping them (training only; the largest batch per GPU grows, a step costs about one more forward)."""
+        self.vision_encoder.set_grad_checkpointing(enable)
+        if enable:
+            self.text_encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.text_encoder.activation_checkpointing_disable()
+        self.fusion_encoder.gradient_checkpointing = enable
 
     def fsdp_units(self) -> list[nn.Module]:
         """The transformer blocks that FSDP shards one by one (vision, text and fusion layers)."""
