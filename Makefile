@@ -20,7 +20,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: env browser demo lint test test-fast bench clean
+.PHONY: env browser demo lint test test-fast gpu-check bench clean
 
 env: $(STAMP)
 
@@ -61,6 +61,16 @@ test: $(STAMP) browser lint
 # The unit tier only (no subprocesses, servers, browser or base preset): about 2-3 minutes on 2 cores.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit
+
+# On a machine with one CUDA GPU, at most ~8 minutes on an H100: the tiny chain (20 pretraining steps, every
+# fine-tune/eval pipeline for a few steps) in bf16 with every module call checked to find its tensors on the GPU
+# (tests/gpu), then the base pretraining step (time, samples/s, bf16 MFU against the bf16 GEMM peak measured
+# next to it, peak memory) and the largest batch per GPU at 224 px with and without activation checkpointing.
+gpu-check: $(STAMP)
+	$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA device')"
+	$(BIN)/python -m pytest -q -m gpu tests/gpu
+	$(BIN)/python benchmarks/pretrain_step.py --preset base --dtype bf16 --batch 64 --steps 5
+	$(BIN)/python benchmarks/max_batch.py --preset base
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pretrain_step.py

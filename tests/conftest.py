@@ -47,11 +47,17 @@ def tier_of(item: pytest.Item) -> tuple[str, bool]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Give every test without an explicit tier its default one (see ``tier_of``)."""
+    """Give every test without an explicit tier its default one (see ``tier_of``); skip ``gpu`` tests, with the
+    reason, where there is no CUDA device (`make gpu-check` runs them on a machine with one)."""
+    import torch
+
+    no_gpu = pytest.mark.skip(reason="needs a CUDA device (run `make gpu-check` on a GPU machine)")
     for item in items:
         tier, explicit = tier_of(item)
         if not explicit:
             item.add_marker(tier)
+        if item.get_closest_marker("gpu") is not None and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
