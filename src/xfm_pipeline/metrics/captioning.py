@@ -8,10 +8,12 @@ tokenised text. Values are fractions as the toolkit returns them (CIDEr is not b
 paper's tables multiply by 100).
 
 Java. PTBTokenizer and METEOR are Java programs shipped inside ``pycocoevalcap``. When ``java`` is not
-on ``PATH``, ``tokenizer="auto"`` falls back to :func:`simple_tokenize`, a pure-Python approximation
-of PTB tokenisation (identical on ordinary captions, see its doc), and ``meteor=None`` leaves METEOR
-out; a warning is logged and the returned dict simply has no ``meteor`` key. The keys of the result are
-therefore exactly the metrics that were computed.
+on ``PATH``, ``tokenizer="auto"`` falls back to :func:`python_tokenize`, a pure-Python re-implementation
+of the jar's tokenizer (:mod:`xfm_pipeline.metrics.ptb_python`): it gives the jar's tokens on every
+caption of the recorded corpus of tricky captions in ``tests/fixtures/ptb`` (curly quotes, dashes,
+ellipses, emoji, times, clitics, abbreviations, URLs, ...), so the scores do not depend on the path.
+``meteor=None`` leaves METEOR out; a warning is logged and the returned dict simply has no ``meteor``
+key. The keys of the result are therefore exactly the metrics that were computed.
 
 SPICE is off by default: it needs Stanford CoreNLP 3.6.0 (``stanford-corenlp-3.6.0.jar`` and
 ``stanford-corenlp-3.6.0-models.jar`` in ``pycocoevalcap/spice/lib``), which ``pycocoevalcap`` downloads
@@ -29,10 +31,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Hashable, Mapping, Sequence
+
+from xfm_pipeline.metrics.ptb_python import LINE_BREAKS as _LINE_BREAKS
+from xfm_pipeline.metrics.ptb_python import ptb_lines
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,6 @@ CAPTION_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", 
 # pycocoevalcap's list of punctuation tokens removed after PTB tokenisation (case-sensitive: with
 # -lowerCase the bracket tokens come out as "-lrb-" etc. and are therefore KEPT, as in the toolkit).
 PTB_PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"])
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _PTB_CLASS = "edu.stanford.nlp.process.PTBTokenizer"
 
 
@@ -83,80 +86,40 @@ def ptb_tokenize(captions: Sequence[str], timeout: float = 600.0) -> list[str]:
         lines = lines[:-1]
     if len(lines) != len(captions):
         raise RuntimeError(f"PTBTokenizer returned {len(lines)} lines for {len(captions)} captions")
-    return [" ".join(w for w in line.rstrip().split(" ") if w and w not in PTB_PUNCTUATION) for line in lines]
+    return [_drop_punctuation(line) for line in lines]
 
 
-# --- pure-Python approximation of PTB tokenisation -------------------------------------------------
-_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
-_SPLIT_WORDS = {"cannot": "can not", "gonna": "gon na", "wanna": "wan na", "gotta": "got ta"}
-_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "vs.", "etc.", "inc.", "co.", "no.", "mt."})
-_CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
-_CLITIC = re.compile(r"^(.+?)(" + "|".join(_CLITICS) + r")$")
+def _drop_punctuation(line: str) -> str:
+    """A tokenizer output line without the toolkit's punctuation tokens, as ``pycocoevalcap`` filters it."""
+    return " ".join(w for w in line.rstrip().split(" ") if w and w not in PTB_PUNCTUATION)
 
 
-def _split_token(token: str) -> list[str]:
-    """Split one whitespace token the way PTB does for the common cases (clitics, quotes, final period)."""
-    if token in _SPLIT_WORDS:
-        return _SPLIT_WORDS[token].split()
-    if token in _CLITICS:  # a clitic already standing alone ("food 's")
-        return [token]
-    head: list[str] = []
-    while len(token) > 1 and token[0] in "'`":  # opening single quote
-        head.append("`")
-        token = token[1:]
-    tail: list[str] = []
-    while True:
-        if len(token) > 1 and token.endswith("'") and not token.endswith("n'"):  # closing quote, plural "dogs'"
-            tail.insert(0, "'")
-            token = token[:-1]
-        elif len(token) > 1 and token.endswith(".") and not _is_abbreviation(token):
-            tail.insert(0, ".")
-            token = token[:-1]
-        else:
-            break
-    match = _CLITIC.match(token)
-    body = [match.group(1), match.group(2)] if match else [token]
-    return head + body + tail
+def python_tokenize(captions: Sequence[str]) -> list[str]:
+    """Pure-Python equivalent of :func:`ptb_tokenize` (used when Java is missing), with the same output.
 
-
-def _is_abbreviation(token: str) -> bool:
-    return token in _ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.){2,}", token) is not None
+    The jar's tokens (:func:`xfm_pipeline.metrics.ptb_python.ptb_lines`), punctuation tokens dropped.
+    Like the Java run, it lexes the captions together, one per line: a caption ending in a single
+    letter and a period (``vitamin C.``) keeps the period unless the next caption starts with a
+    sentence-starting word (``The``, ``A``, ``It`` ...), so tokenise a whole set at once.
+    """
+    return [_drop_punctuation(" ".join(tokens)) for tokens in ptb_lines(captions)]
 
 
 def simple_tokenize(caption: str) -> str:
-    """Pure-Python stand-in for :func:`ptb_tokenize` on one caption (used when Java is missing).
-
-    Lowercases; turns brackets into ``-lrb-`` etc. (kept, as the toolkit keeps them); splits off
-    ``, ; : ! ? ...`` (commas and colons between digits stay: ``1,000``, ``5:30``), ``$ # % &``, the
-    clitics ``n't 's 're 've 'll 'd 'm``, quotes and a sentence-final period (not on abbreviations
-    such as ``mr.`` or ``u.s.``); splits ``cannot gonna wanna gotta`` as PTB does; keeps hyphenated
-    words and ``and/or``; then drops the toolkit's punctuation tokens. It matches Java PTB on ordinary
-    captions; rare constructs (e.g. ``rock'n'roll``, URLs) can differ.
-    """
-    text = _LINE_BREAKS.sub(" ", caption).lower()
-    for char, token in _BRACKETS.items():
-        text = text.replace(char, f" {token} ")
-    text = text.replace('"', " '' ")
-    text = re.sub(r"\.\.\.+", " ... ", text)
-    text = re.sub(r"--+", " -- ", text)
-    text = re.sub(r"([;!?]+)", r" \1 ", text)
-    text = re.sub(r"(?<!\d),|,(?!\d)", " , ", text)
-    text = re.sub(r"(?<!\d):|:(?!\d)", " : ", text)
-    text = re.sub(r"([$#%&])", r" \1 ", text)
-    tokens = [piece for token in text.split() for piece in _split_token(token)]
-    return " ".join(t for t in tokens if t not in PTB_PUNCTUATION)
+    """:func:`python_tokenize` of one caption on its own (as ``ptb_tokenize([caption])[0]``)."""
+    return python_tokenize([caption])[0]
 
 
 def tokenize_captions(captions: Sequence[str], tokenizer: str = "auto") -> list[str]:
-    """Tokenise with ``"ptb"`` (Java), ``"python"`` (:func:`simple_tokenize`) or ``"auto"`` (PTB if Java exists)."""
+    """Tokenise with ``"ptb"`` (Java), ``"python"`` (:func:`python_tokenize`) or ``"auto"`` (PTB if Java exists)."""
     if tokenizer == "auto":
         tokenizer = "ptb" if java_available() else "python"
         if tokenizer == "python":
-            logger.warning("java not found: captions are tokenised by the pure-Python PTB approximation")
+            logger.warning("java not found: captions are tokenised by the pure-Python PTB tokenizer")
     if tokenizer == "ptb":
         return ptb_tokenize(captions)
     if tokenizer == "python":
-        return [simple_tokenize(c) for c in captions]
+        return python_tokenize(captions)
     raise ValueError(f"tokenizer must be 'auto', 'ptb' or 'python', got {tokenizer!r}")
 
 
@@ -214,7 +177,7 @@ def caption_metrics(
     Args:
         predictions: image id -> generated caption.
         references: image id -> reference captions (at least one); the same ids as ``predictions``.
-        tokenizer: ``"auto"`` (Java PTB when ``java`` exists, else the Python approximation),
+        tokenizer: ``"auto"`` (Java PTB when ``java`` exists, else its pure-Python re-implementation),
             ``"ptb"`` or ``"python"``.
         meteor: compute METEOR (Java); ``None`` = when ``java`` exists.
         spice: compute SPICE (Java + CoreNLP 3.6.0 jars present locally; see the module doc).
