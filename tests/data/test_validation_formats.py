@@ -188,6 +188,29 @@ def test_structural_errors_are_dataset_errors(world: World):
     assert "vqa_val_json_raw" in message and "at least 1 record" in message
 
 
+# ---------------------------------------------------------------------------------------------- VQA
+
+
+def test_a_vqa_question_without_exactly_ten_answers_is_quarantined_and_fails_an_evaluation_split(world: World):
+    records = world.copy("vqa_train")
+    records[0]["answer"] = records[0]["answer"][:9]  # nine annotators
+    records[1]["answer"] = "red"  # one answer, but a VQA (not VG) question
+    records[2].update(answer="red", dataset="vg")  # Visual Genome: one answer is right
+    outcomes = validate_task("vqa", {"vqa_train": records}, _params(world))
+    reasons = _reasons(outcomes, "vqa_train")
+    assert sorted(reasons) == [0, 1]
+    assert "exactly 10 human answers" in reasons[0][0] and reasons[0][0].endswith(": 9 answers for a vqa question; expected 10")
+    assert reasons[1][0].endswith(": 1 answer for a vqa question; expected 10")
+    published = publish_task("vqa", outcomes)
+    assert published["vqa_train_json_validated"] == records[2:]
+
+    val = world.copy("vqa_val")
+    val[0]["answer"] = val[0]["answer"] + ["red"]  # eleven
+    report = build_report(validate_task("vqa", {"vqa_val": val}, _params(world, policies={"vqa_val": "fail"})), max_listed=5)
+    with pytest.raises(DataValidationError, match="11 answers for a vqa question; expected 10"):
+        enforce_policies(report)
+
+
 # ------------------------------------------------------------------------------- report, suites
 
 

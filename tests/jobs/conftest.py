@@ -1,4 +1,5 @@
-"""A small pretraining world drawn in the test (independent of the shapes-world generator)."""
+"""A small pretraining world drawn in the test (independent of the shapes-world generator): JSON-lines
+records with loose image files, and the same corpora as WebDataset shards."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import random
 
 import pytest
 from PIL import Image, ImageDraw
+
+from xfm_pipeline.data.shards import samples_from_records, write_shards
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
 
@@ -37,12 +40,15 @@ def _write_world(root, n_images: int = 32, seed: int = 0):
     records.mkdir()
     for name, rows in [("image_text", image_text), ("region_text", region_text), ("image_only", image_only), ("text_only", text_only)]:
         (records / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        shards = root / "shards" / name
+        shards.mkdir(parents=True)
+        write_shards(samples_from_records(rows, images, name), shards, name, max_samples=8)  # 4 shards a corpus
     return root
 
 
 @pytest.fixture(scope="session")
 def pretrain_world(tmp_path_factory):
-    """Directory with images/ and records/<stream>.jsonl for the four pretraining streams."""
+    """Directory with images/, records/<stream>.jsonl and shards/<stream>/ for the four pretraining streams."""
     return _write_world(tmp_path_factory.mktemp("pretrain_world"))
 
 

@@ -1,4 +1,5 @@
-"""The pretraining job: every stream trains; torchrun on 2 processes equals 1 process; kill + restart is exact."""
+"""The pretraining job: every stream trains from shards or from records in memory; torchrun on 2 processes
+equals 1 process; a run killed mid-epoch and restarted equals an uninterrupted one (shards)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ def _params(
     eps=1e-8,
     sharding="ddp",
 ):
+    # 2 lanes (the default) over 4 shards of 8 samples; shuffle windows of 6 samples, so a resumed run
+    # starts inside a window and inside a shard
     stream_params = {
-        "image_text": {"batch_size": 4, "max_tokens": 16, "max_masks": 4},
-        "region_text": {"batch_size": 2, "texts_per_image": 2, "fusion_texts_per_image": 1, "max_tokens": 16, "max_masks": 4},
-        "image_only": {"batch_size": 4},
-        "text_only": {"batch_size": 4, "max_tokens": 16, "mask_prob": 0.15, "max_masks": 4},
+        "image_text": {"batch_size": 4, "max_tokens": 16, "max_masks": 4, "shuffle_buffer": 6},
+        "region_text": {"batch_size": 2, "texts_per_image": 2, "fusion_texts_per_image": 1, "max_tokens": 16, "max_masks": 4, "shuffle_buffer": 6},
+        "image_only": {"batch_size": 4, "shuffle_buffer": 6},
+        "text_only": {"batch_size": 4, "max_tokens": 16, "mask_prob": 0.15, "max_masks": 4, "shuffle_buffer": 6},
     }
     return {
         **{name: stream_params[name] for name in streams},
@@ -53,8 +56,13 @@ def _params(
     }
 
 
-def _config(world, init_dir, params):
-    return {"params": params, "init_dir": str(init_dir), "records_dir": str(world / "records"), "image_root": str(world / "images"), "run_id": None}
+def _config(world, init_dir, params, source="shards"):
+    """The job config reading every stream from ``source``: "shards" (WebDataset) or "records" (JSON lines in memory)."""
+    corpora = {
+        name: [{"path": str(world / "shards" / name) if source == "shards" else str(world / "records" / f"{name}.jsonl")}]
+        for name in ("image_text", "region_text", "image_only", "text_only")
+    }
+    return {"params": params, "init_dir": str(init_dir), "corpora": corpora, "image_root": str(world / "images"), "run_id": None}
 
 
 def _weights(checkpoint) -> dict[str, torch.Tensor]:
@@ -80,14 +88,19 @@ def test_every_stream_and_objective_runs(pretrain_world, init_dir, tmp_path):
 
 
 def test_a_new_run_prunes_older_run_directories_and_keep_runs_is_not_part_of_the_key(pretrain_world, init_dir, tmp_path):
-    first = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "out", steps=1, streams=("image_only",))))
+    # records in memory (a JSON-lines corpus): the same streams, lanes and resume as shards
+    first = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "out", steps=1, streams=("image_only",)), "records"))
     first_dir = Path(first["final_checkpoint"]).parent
-    second = run_pretraining(_config(pretrain_world, init_dir, {**_params(tmp_path / "out", steps=1, streams=("image_only",), lr=1e-4), "keep_runs": 1}))
+    second = run_pretraining(
+        _config(pretrain_world, init_dir, {**_params(tmp_path / "out", steps=1, streams=("image_only",), lr=1e-4), "keep_runs": 1}, "records")
+    )
     second_dir = Path(second["final_checkpoint"]).parent
 
     assert second_dir != first_dir and not first_dir.exists()
     assert [p.name for p in (tmp_path / "out").iterdir()] == [second_dir.name]
-    again = run_pretraining(_config(pretrain_world, init_dir, {**_params(tmp_path / "out", steps=1, streams=("image_only",), lr=1e-4), "keep_runs": 5}))
+    again = run_pretraining(
+        _config(pretrain_world, init_dir, {**_params(tmp_path / "out", steps=1, streams=("image_only",), lr=1e-4), "keep_runs": 5}, "records")
+    )
     assert Path(again["final_checkpoint"]).parent == second_dir and again["resumed_from"] is not None
 
 
@@ -143,10 +156,11 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
     changed = run_pretraining(_config(pretrain_world, init_dir, _params(tmp_path / "killed", steps=4, checkpoint_every=2, lr=2e-4)))
     assert changed["resumed_from"] is None  # other parameters: a fresh run, never the finished one
     a, b = _weights(full["final_checkpoint"]), _weights(resumed["final_checkpoint"])
-    # same batches, masks, dropout and optimizer state; only float noise between processes (thread
-    # scheduling of reductions) may differ, far below any training signal. Attention KEY biases have a
-    # true gradient of exactly zero (softmax is shift-invariant per query), so their gradient IS float
-    # noise and Adam turns it into steps of up to ~lr/10: they get a tolerance of that size.
+    # same batches, masks, dropout and optimizer state (tests/training/test_streams.py checks the resumed
+    # batches bit for bit); only float noise between processes (thread scheduling of reductions) may
+    # differ, far below any training signal. Attention KEY biases have a true gradient of exactly zero
+    # (softmax is shift-invariant per query), so their gradient IS float noise and Adam turns it into
+    # steps of up to ~lr/10: they get a tolerance of that size.
     for key in a:
         atol = 1e-5 if key.endswith("key.bias") else 1e-6
         torch.testing.assert_close(b[key], a[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,11 +28,12 @@ def _where(where: str | None) -> str:
     return f" ({where})" if where else ""
 
 
-def load_image(root: str | Path, relative: str, where: str | None = None) -> Image.Image:
+def load_image(root: str | Path | Mapping[str, Image.Image], relative: str, where: str | None = None) -> Image.Image:
     """Open ``relative`` (an annotation ``image`` field) under ``root`` and return it as RGB.
 
     Args:
-        root: the dataset's declared image root.
+        root: the dataset's declared image root, or a mapping of already decoded RGB images by key
+            (``xfm_pipeline.predict`` runs the tasks' datasets on images held in memory).
         relative: path relative to ``root``; absolute paths and ``..`` are rejected.
         where: optional description of the record (e.g. ``"vqa/train.json record 12"``) for errors.
 
@@ -41,6 +43,10 @@ def load_image(root: str | Path, relative: str, where: str | None = None) -> Ima
     """
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(root, Mapping):
+        if relative not in root:
+            raise ImageLoadError(f"image {relative!r} is not among the images held in memory{_where(where)}")
+        return root[relative]
     path = resolve_under_root(root, relative)
     if not path.is_file():
         raise ImageLoadError(f"image {relative!r} not found at {path}{_where(where)}")
@@ -57,19 +63,28 @@ def decode_base64_image(binary: str | bytes, where: str | None = None) -> Image.
     Raises:
         ImageLoadError: the text is not valid base64 or the bytes are not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         raw = base64.b64decode(binary, validate=True)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise ImageLoadError(f"invalid base64 image data{_where(where)}: {exc}") from exc
-    if not raw:
-        raise ImageLoadError(f"empty base64 image data{_where(where)}")
+    return decode_image_bytes(raw, where)
+
+
+def decode_image_bytes(data: bytes, where: str | None = None) -> Image.Image:
+    """Decode an encoded image (JPEG, PNG, ... bytes, e.g. a shard sample's image member) as RGB.
+
+    Raises:
+        ImageLoadError: the bytes are empty or not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageLoadError(f"empty image data{_where(where)}")
     try:
-        with Image.open(io.BytesIO(raw)) as img:
+        with Image.open(io.BytesIO(data)) as img:
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageLoadError(f"cannot decode base64 image ({len(raw)} bytes){_where(where)}: {exc}") from exc
+        raise ImageLoadError(f"cannot decode image ({len(data)} bytes){_where(where)}: {exc}") from exc
 
 
 def encode_base64_image(image: Image.Image, quality: int = 90) -> str:

@@ -1,8 +1,11 @@
 """Torch datasets and collation of the four pretraining streams (docs/xfm.md#data-streams).
 
-Every ``__getitem__`` takes ``(index, sample_seed)`` from :class:`~xfm_pipeline.training.sampling.StreamSampler`
-and draws ALL its randomness (caption choice, crop, flip, RandAugment, text and patch masks) from that
-seed, so a sample is the same on any rank, worker or process count, and after a restart.
+Every sample is made by ``make(record, index, seed, where, image)`` from one parsed corpus record, its
+global index, its seed and, for a record read from a WebDataset shard, its encoded image bytes (records
+of JSON lines name an image file under the image root instead). ALL randomness (caption choice, crop,
+flip, RandAugment, text and patch masks) is drawn from the seed, so a sample is the same on any rank,
+worker or process count, and after a restart. The streams of :mod:`xfm_pipeline.training.streams` call
+``make``; ``__getitem__((index, seed))`` serves map-style use (records held in a list).
 
 Batches are dicts of tensors with ``"stream"`` naming the objective set (see ``objectives.pretrain``).
 """
@@ -18,7 +21,7 @@ import torch
 from PIL import Image
 
 from xfm_pipeline.data.formats.pretrain import ImageOnlyRecord, ImageTextRecord, RegionTextRecord, TextOnlyRecord
-from xfm_pipeline.data.images import load_record_image
+from xfm_pipeline.data.images import decode_image_bytes, load_record_image
 from xfm_pipeline.data.text import pre_caption, text_key, tokenize, trim_padding
 
 # Prefixes X-FM prepends when a record holds several base64 images and one is drawn (docs/xfm.md#inputs-and-augmentation).
@@ -35,14 +38,20 @@ class TextSettings:
 
 
 def _transform(transform, image: Image.Image, seed: int) -> torch.Tensor:
-    """Apply a torchvision transform with its randomness drawn from ``seed`` (global RNG restored after)."""
+    """Apply a torchvision transform with its randomness drawn from ``seed`` (global CPU RNG restored after).
+
+    Only the CPU generator is seeded: ``torch.manual_seed`` also queues a seed for every CUDA device, which
+    records a Python traceback per call where CUDA is not initialised (about 4 ms a sample on a CPU).
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed % (2**63))
+        torch.random.default_generator.manual_seed(seed % (2**63))
         return transform(image)
 
 
-def _image(record, root: str | Path | None, rng: random.Random, where: str) -> tuple[Image.Image, str]:
-    """(PIL image, caption prefix): a path, a single base64 image, or one drawn from several."""
+def _image(record, root: str | Path | None, rng: random.Random, where: str, data: bytes | None = None) -> tuple[Image.Image, str]:
+    """(PIL image, caption prefix): encoded bytes from a shard, a path, a single base64 image, or one drawn from several."""
+    if data is not None:
+        return decode_image_bytes(data, where), ""
     if record.image is not None:
         return load_record_image(record.image, None, root, where), ""
     if len(record.binary) == 1:
@@ -80,10 +89,12 @@ class ImageTextDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
         index, seed = item
+        return self.make(self.records[index], index, seed, f"{self.source} record {index}")
+
+    def make(self, record: ImageTextRecord, index: int, seed: int, where: str, image: bytes | None = None) -> dict[str, Any]:
+        """The sample of ``record`` (global ``index``) with all randomness from ``seed``."""
         rng = random.Random(seed)
-        record = self.records[index]
-        where = f"{self.source} record {index}"
-        image, prefix = _image(record, self.root, rng, where)
+        image, prefix = _image(record, self.root, rng, where, image)
         caption = prefix + rng.choice(record.desc)
         caption = pre_caption(caption, self.text.max_words) if self.text.apply_pre_caption else caption
         return {
@@ -107,8 +118,12 @@ class ImageOnlyDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
         index, seed = item
+        return self.make(self.records[index], index, seed, f"{self.source} record {index}")
+
+    def make(self, record: ImageOnlyRecord, index: int, seed: int, where: str, image: bytes | None = None) -> dict[str, Any]:
+        """The sample of ``record`` with all randomness from ``seed``."""
         rng = random.Random(seed)
-        image, _ = _image(self.records[index], self.root, rng, f"{self.source} record {index}")
+        image, _ = _image(record, self.root, rng, where, image)
         return {"images": _transform(self.transform, image, rng.getrandbits(62)), "image_patch_mask": self.patch_masker(1, rng)[0]}
 
 
@@ -125,8 +140,12 @@ class TextOnlyDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
         index, seed = item
+        return self.make(self.records[index], index, seed, f"text_only record {index}")
+
+    def make(self, record: TextOnlyRecord, index: int, seed: int, where: str, image: bytes | None = None) -> dict[str, Any]:
+        """The sample of ``record`` with all randomness from ``seed`` (text-only records have no image)."""
         rng = random.Random(seed)
-        text = rng.choice(self.records[index].desc)
+        text = rng.choice(record.desc)
         text = pre_caption(text, self.text.max_words) if self.text.apply_pre_caption else text
         return _masked_text(self.tokenizer, self.text_masker, text, self.text, rng)
 
@@ -178,9 +197,12 @@ class RegionTextDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
         index, seed = item
+        return self.make(self.records[index], index, seed, f"{self.source} record {index}")
+
+    def make(self, record: RegionTextRecord, index: int, seed: int, where: str, image: bytes | None = None) -> dict[str, Any]:
+        """The sample of ``record`` with all randomness from ``seed``."""
         rng = random.Random(seed)
-        record = self.records[index]
-        image, _ = _image(record, self.root, rng, f"{self.source} record {index}")
+        image, _ = _image(record, self.root, rng, where, image)
         w, h = image.size
         crop = _crop_containing(rng.choice(record.elems).bb, w, h, rng) if self.augment else (0, 0, w, h)  # (x0, y0, x1, y1)
         captions = [" ".join(e.attributes + (rng.choice(e.caption),)) for e in record.elems]

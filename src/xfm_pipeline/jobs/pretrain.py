@@ -1,4 +1,10 @@
-"""The X-FM pretraining job: four data streams, the per-stream objective, the generic training loop."""
+"""The X-FM pretraining job: four data streams, the per-stream objective, the generic training loop.
+
+Every stream reads its sources through :mod:`xfm_pipeline.training.streams` (lanes over shards, a shuffle
+buffer, mixing by weight, exact resume). A source is a WebDataset shard directory (read as a stream) or a
+JSON-lines file of records held in memory (a small corpus); which one is decided by what the catalog
+entry the pipeline reads holds (docs/real_datasets.md), never by a flag of the job.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import Any
 
 from xfm_pipeline.config import from_dict, to_dict
 from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
-from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, prune_runs, run_directory
+from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, finish_run, prune_runs, run_directory, start_run
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,9 @@ class StreamParams:
     texts_per_image: int = 2  # region_text: texts drawn per image (all of them in ITC)
     fusion_texts_per_image: int | None = None  # region_text: of those, the first n also in ITM, IMLM and BBP (None = all)
     augment: bool = True  # region_text: box-keeping crop, flip, colour RandAugment (X-FM); false = whole images as they are
-    image_root: str | None = None  # root of this stream's `image` paths (None: params:image_root)
+    image_root: str | None = None  # root of the `image` paths of this stream's JSON-lines sources (None: params:image_root)
+    lanes: int = 2  # independent sub-streams dealt the shards (training.streams); divides batch_size, multiple of ranks x workers
+    shuffle_buffer: int = 1000  # samples per shuffle window of each lane and source
 
 
 @dataclass
@@ -62,8 +70,13 @@ NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_h
 
 
 def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
-    """Job entry point (every rank). ``config`` keys: params, init_dir, records_dir, image_root, run_id and
+    """Job entry point (every rank). ``config`` keys: params, init_dir, corpora, image_root, run_id and
     optionally stage (the checkpoint's stage tag; default "pretrain").
+
+    ``corpora`` maps each stream to its sources, ``[{"name", "path", "weight"?, "image_root"?}, ...]``: a
+    directory is a WebDataset shard directory (:mod:`xfm_pipeline.data.shards`), a file a JSON-lines corpus
+    read into memory (its ``image`` paths under the source's ``image_root``, else the stream's, else
+    ``config["image_root"]``).
 
     Returns (rank 0): final checkpoint directory, step, history, resumed_from.
     """
@@ -80,24 +93,55 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     model = load_pretrained(config["init_dir"]).train()
     tokenizer = load_checkpoint_tokenizer(config["init_dir"])
     objective = XFMPretrainObjective(ObjectiveWeights(**params.objectives), params.detach_text_for_fusion, params.frozen_text_cache, params.box_head)
-    records = {name: _read_records(Path(config["records_dir"]) / f"{name}.jsonl", name) for name in params.streams()}
+    active = [name for name in params.streams() if name in objective.active_streams]
+    sources = {name: _sources(name, config["corpora"], params.streams()[name].image_root or config["image_root"]) for name in active}
     streams = {
-        name: _build_stream(name, sp, records[name], model, tokenizer, params, sp.image_root or config["image_root"], loop_config.seed, accelerator, i)
-        for i, (name, sp) in enumerate(params.streams().items())
-        if name in objective.active_streams
+        name: _build_stream(name, params.streams()[name], sources[name], model, tokenizer, params, loop_config.seed, accelerator, i)
+        for i, name in enumerate(params.streams())
+        if name in active
     }
 
     def metadata(directory: Path, trained) -> None:
         write_pretrained(trained, directory, tokenizer=tokenizer, extra={"stage": config.get("stage", "pretrain")})
 
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
-    inputs = [Path(config["init_dir"]) / "model.safetensors", *(Path(config["records_dir"]) / f"{n}.jsonl" for n in streams)]
+    records_files = [Path(e["path"]) for name in active for e in config["corpora"][name] if not Path(e["path"]).is_dir()]
+    files = [Path(config["init_dir"]) / "model.safetensors", *records_files]  # hashed into the run key; shards by their index
     key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers", "keep_runs")}
-    run_dir = run_directory(params.output_dir, key_params, inputs)
+    key_params["data"] = {name: [[s.weight, s.fingerprint()] for s in sources[name] if s.shards is not None] for name in active}
+    run_dir = run_directory(params.output_dir, key_params, files)
+    start = start_run(run_dir, accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    if on_log is not None:
+        on_log.set_tags(start.tags())
+    if start.selected is not None:  # finished by this code: its final checkpoint as it is
+        history_file = run_dir / "history.json"
+        history = json.loads(history_file.read_text()) if history_file.is_file() else []
+        return {"final_checkpoint": str(start.selected), "step": loop_config.max_steps, "history": history, "resumed_from": str(start.selected)}
     result = train(model, objective, streams, loop_config, run_dir, accelerator, write_metadata=metadata, on_log=on_log)
     if accelerator.is_main_process:
         prune_runs(run_dir, params.keep_runs)
+        if result.final_checkpoint:
+            finish_run(run_dir, result.final_checkpoint)
     return {"final_checkpoint": result.final_checkpoint, "step": result.step, "history": result.history, "resumed_from": result.resumed_from}
+
+
+def _sources(stream: str, corpora: dict[str, list[dict[str, Any]]], image_root: str | None) -> list:
+    """The :class:`~xfm_pipeline.training.stream_sources.StreamSource` s of ``stream`` (stream-wide indices assigned)."""
+    from xfm_pipeline.training.stream_sources import StreamSource
+    from xfm_pipeline.training.streams import assign_indices
+
+    if not corpora.get(stream):
+        raise ValueError(f"pretrain.{stream} is configured but no corpus was given for it")
+    out = []
+    for entry in corpora[stream]:
+        path, weight = Path(entry["path"]), float(entry.get("weight", 1.0))
+        if path.is_dir():
+            out.append(StreamSource.from_shards(entry.get("name", str(path)), stream, path, weight))
+        else:
+            out.append(StreamSource.from_records(str(path), stream, _read_records(path, stream), entry.get("image_root") or image_root, weight))
+    assign_indices(out)
+    return out
 
 
 def _read_records(path: Path, stream: str) -> list:
@@ -107,14 +151,12 @@ def _read_records(path: Path, stream: str) -> list:
     return parse_corpus(objects, stream, source=str(path))
 
 
-def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: PretrainParams, image_root, seed, accelerator, offset):
-    import torch
-
+def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: PretrainParams, seed, accelerator, offset):
     from xfm_pipeline.data import pretrain_datasets as pd
     from xfm_pipeline.data.masking import BlockMaskGenerator, TextMasker, scaled_mask_sizes
     from xfm_pipeline.data.transforms import eval_transform, pretrain_transform, randaugment_color_transform
     from xfm_pipeline.training.loop import Stream
-    from xfm_pipeline.training.sampling import StreamSampler
+    from xfm_pipeline.training.streams import LaneDataset, LaneLoader, StreamLayout, StreamPosition
 
     if name != "region_text" and not sp.augment:
         raise ValueError(f"pretrain.{name}.augment: only region_text can switch its augmentation off")
@@ -123,13 +165,13 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
     text_masker = TextMasker(tokenizer, mask_prob=sp.mask_prob, max_masks=sp.max_masks)
     num_masked, min_block = scaled_mask_sizes(vision.num_patches)  # 75 of 196, blocks >= 16, scaled
     patch_masker = BlockMaskGenerator(vision.grid_size, num_masked, min_num_patches=min_block)
-    if name == "image_text":
-        dataset = pd.ImageTextDataset(records, image_root, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
+    if name == "image_text":  # sample builders: images come as bytes from the stream's sources (no image root)
+        builder = pd.ImageTextDataset([], None, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
     elif name == "region_text":
         colour = randaugment_color_transform() if sp.augment else eval_transform(vision.image_size)
-        dataset = pd.RegionTextDataset(
-            records,
-            image_root,
+        builder = pd.RegionTextDataset(
+            [],
+            None,
             vision.image_size,
             vision.patch_size,
             colour,
@@ -141,15 +183,18 @@ def _build_stream(name, sp: StreamParams, records, model, tokenizer, params: Pre
             augment=sp.augment,
         )
     elif name == "image_only":
-        dataset = pd.ImageOnlyDataset(records, image_root, pretrain_transform(vision.image_size), patch_masker)
+        builder = pd.ImageOnlyDataset([], None, pretrain_transform(vision.image_size), patch_masker)
     else:
-        dataset = pd.TextOnlyDataset(records, tokenizer, text_masker, text)
-    sampler = StreamSampler(len(dataset), sp.batch_size, seed=seed * 31 + offset, rank=accelerator.process_index, world_size=accelerator.num_processes)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=pd.collate(name), num_workers=params.num_workers, persistent_workers=params.num_workers > 0
-    )
+        builder = pd.TextOnlyDataset([], tokenizer, text_masker, text)
+    try:
+        layout = StreamLayout(sp.lanes, sp.batch_size, sp.shuffle_buffer, seed * 31 + offset)
+        position = StreamPosition()
+        dataset = LaneDataset(sources, layout, builder, position, accelerator.process_index, accelerator.num_processes)
+        loader = LaneLoader(dataset, pd.collate(name), params.num_workers)
+    except ValueError as exc:
+        raise ValueError(f"pretrain.{name}: {exc}") from exc
     samples = sp.batch_size * (sp.texts_per_image if name == "region_text" else 1)
-    return Stream(loader, sampler, weight=sp.weight, samples_per_batch=samples)
+    return Stream(loader, position, weight=sp.weight, samples_per_batch=samples)
 
 
 def loss_summary(history: list[dict[str, float]], window: int = 50) -> dict[str, dict[str, float]]:

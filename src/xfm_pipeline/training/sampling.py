@@ -1,4 +1,5 @@
-"""Deterministic, resumable, rank-invariant sampling of training streams.
+"""Deterministic, resumable, rank-invariant sampling of map-style datasets (fine-tuning; pretraining streams
+use :mod:`xfm_pipeline.training.streams`).
 
 Batch ``k`` of a stream is a pure function of ``(seed, k)``: every epoch is a seeded permutation, the
 GLOBAL batch is cut from it, and each rank takes its contiguous slice. A run on W processes therefore
@@ -10,7 +11,7 @@ on the rank, the worker or the process count either.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,6 +33,7 @@ class StreamSampler:
     rank: int = 0
     world_size: int = 1
     start_batch: int = 0  # global batches already consumed (resume position)
+    _cached: tuple[int, torch.Tensor] | None = field(default=None, init=False, repr=False, compare=False)  # (epoch, permutation)
 
     def __post_init__(self):
         if self.global_batch_size % self.world_size:
@@ -44,12 +46,17 @@ class StreamSampler:
         """Full global batches per epoch (the remainder of each permutation is not used)."""
         return self.num_samples // self.global_batch_size
 
+    def _order(self, epoch: int) -> torch.Tensor:
+        """The seeded permutation of ``epoch`` (drawn once per epoch, not once per batch)."""
+        if self._cached is None or self._cached[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._cached = (epoch, torch.randperm(self.num_samples, generator=g))
+        return self._cached[1]
+
     def global_batch(self, k: int) -> list[tuple[int, int]]:
         """The k-th global batch as ``(index, sample_seed)`` pairs."""
         epoch, pos = divmod(k, self.batches_per_epoch)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(self.num_samples, generator=g)
-        chunk = order[pos * self.global_batch_size : (pos + 1) * self.global_batch_size].tolist()
+        chunk = self._order(epoch)[pos * self.global_batch_size : (pos + 1) * self.global_batch_size].tolist()
         return [(i, sample_seed(self.seed, epoch, i)) for i in chunk]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:

@@ -8,8 +8,9 @@ Lines, one JSON object each (a corpus may be a directory of ``*.jsonl`` shards):
 * image-only  ``{"image" | "binary"}``
 * text-only   ``{"desc": str | [str]}``
 
-``iter_corpus`` streams records (for sharded per-rank reading); ``read_corpus`` returns a list;
-``parse_corpus`` takes what the Kedro catalog loads (a DataFrame) or a list of dicts.
+``iter_corpus`` streams the records of JSON-lines files; ``read_corpus`` returns a list; ``parse_corpus``
+takes what the Kedro catalog loads (a DataFrame) or a list of dicts; ``parse_sample`` reads the record of
+one WebDataset shard sample (:mod:`xfm_pipeline.data.shards`), whose image is a member of its own.
 """
 
 from __future__ import annotations
@@ -65,16 +66,22 @@ class TextOnlyRecord:
     desc: tuple[str, ...]
 
 
-def _image_source(f: Fields) -> tuple[str | None, tuple[str, ...]]:
+def _image_source(f: Fields, embedded: bool) -> tuple[str | None, tuple[str, ...]]:
+    """(image path, base64 images) of a record; an ``embedded`` record's image is the shard sample's image
+    member, so it must carry neither field (a record of several base64 images keeps them instead)."""
     image = f.path("image", optional=True)
     binary = f.texts("binary", optional=True)
+    if embedded:
+        if image is not None or binary:
+            raise f.error("has an image member in its shard and an 'image' or 'binary' field too")
+        return None, ()
     if (image is None) == (not binary):
         raise f.error("needs exactly one of 'image' (a path) and 'binary' (base64 image data)")
     return image, binary
 
 
-def _parse_image_text(f: Fields) -> ImageTextRecord:
-    image, binary = _image_source(f)
+def _parse_image_text(f: Fields, embedded: bool = False) -> ImageTextRecord:
+    image, binary = _image_source(f, embedded)
     return ImageTextRecord(desc=f.texts("desc"), image=image, binary=binary)
 
 
@@ -83,8 +90,8 @@ def _parse_elem(f: Fields, i: int, elem: Any) -> RegionElem:
     return RegionElem(bb=sub.box("bb"), caption=sub.texts("caption"), attributes=sub.texts("attributes", optional=True))
 
 
-def _parse_region_text(f: Fields) -> RegionTextRecord:
-    image, binary = _image_source(f)
+def _parse_region_text(f: Fields, embedded: bool = False) -> RegionTextRecord:
+    image, binary = _image_source(f, embedded)
     elems = f.obj.get("elems")
     if not isinstance(elems, (list, tuple)) or not elems:
         raise f.error("field 'elems' must be a non-empty list of {bb, caption, attributes?}")
@@ -96,12 +103,12 @@ def _parse_region_text(f: Fields) -> RegionTextRecord:
     )
 
 
-def _parse_image_only(f: Fields) -> ImageOnlyRecord:
-    image, binary = _image_source(f)
+def _parse_image_only(f: Fields, embedded: bool = False) -> ImageOnlyRecord:
+    image, binary = _image_source(f, embedded)
     return ImageOnlyRecord(image=image, binary=binary)
 
 
-def _parse_text_only(f: Fields) -> TextOnlyRecord:
+def _parse_text_only(f: Fields, embedded: bool = False) -> TextOnlyRecord:
     return TextOnlyRecord(desc=f.texts("desc"))
 
 
@@ -127,6 +134,12 @@ def parse_corpus(data: Any, corpus: str, source: str | None = None) -> list:
     """Records of ``corpus`` from a DataFrame (Kedro ``pandas.JSONDataset``) or a list of dicts."""
     source = source or f"pretrain/{corpus}"
     return parse_all(as_objects(data, source), source, _parser(corpus))
+
+
+def parse_sample(obj: Any, corpus: str, source: str, key: str, has_image: bool) -> Any:
+    """The record of one shard sample (:mod:`xfm_pipeline.data.shards`): ``has_image`` when the sample holds
+    the image bytes, which then take the place of the ``image`` / ``binary`` field."""
+    return _parser(corpus)(Fields(obj, source, f"sample {key}"), embedded=has_image)
 
 
 def iter_corpus(path: str | Path, corpus: str) -> Iterator:

@@ -36,6 +36,7 @@ class ValidationParams:
     split_order: list[str] = field(default_factory=lambda: ["train", "val", "dev", "testA", "testB", "test"])
     compare_image_content: bool = True  # images are the same when paths OR file bytes (SHA-256) match
     image_workers: int = 2  # threads decoding images
+    shard_workers: int = 2  # processes validating the shards of a sharded pretraining corpus in parallel
     max_listed_records: int = 20  # bad records listed per dataset in the report and the error message
 
     def __post_init__(self) -> None:
@@ -54,8 +55,8 @@ class ValidationParams:
             raise ConfigError(f"data_validation.text: need 0 <= min_chars <= max_chars (max_chars >= 1), got {self.text.min_chars}..{self.text.max_chars}")
         if self.box_tolerance_px < 0:
             raise ConfigError(f"data_validation.box_tolerance_px: must be >= 0, got {self.box_tolerance_px}")
-        if self.image_workers < 1 or self.max_listed_records < 1:
-            raise ConfigError("data_validation.image_workers and max_listed_records must be >= 1")
+        if self.image_workers < 1 or self.shard_workers < 1 or self.max_listed_records < 1:
+            raise ConfigError("data_validation.image_workers, shard_workers and max_listed_records must be >= 1")
         if not isinstance(self.split_order, list) or len(set(self.split_order)) != len(self.split_order):
             raise ConfigError(f"data_validation.split_order: expected a list of distinct split names, got {self.split_order!r}")
 

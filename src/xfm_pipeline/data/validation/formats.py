@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from xfm_pipeline.data.validation.config import TextLimits
+from xfm_pipeline.data.validation.config import TextLimits, ValidationParams
 from xfm_pipeline.data.validation.containers import Unit
 from xfm_pipeline.data.validation.glue import GlueFile
 from xfm_pipeline.data.validation.image_checks import (
@@ -22,6 +22,7 @@ from xfm_pipeline.data.validation.image_checks import (
     check_binary_images,
     check_boxes,
     check_image_files,
+    check_member_images,
     size_of,
 )
 from xfm_pipeline.data.validation.table import (
@@ -46,6 +47,7 @@ from xfm_pipeline.data.validation.table import (
 
 VQA_ANSWER_TYPES = ("yes/no", "number", "other")
 VQA_SOURCES = ("vqa", "vg")
+VQA_NUM_ANSWERS = 10  # human answers of a VQA v2 question (docs/data_formats.md)
 NLVR_LABELS = ("True", "False")
 GROUNDING_SPLITS = ("train", "val", "testA", "testB")
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
@@ -58,6 +60,16 @@ class ProfileEnv:
     images: ImageEnv
     text: TextLimits
     box_tolerance: float = 0.0
+
+
+# Pretraining corpora whose images are checked against the evaluation images.
+PRETRAIN_IMAGE_FORMATS = ("pretrain_image_text", "pretrain_region_text", "pretrain_image_only")
+
+
+def profile_env(params: ValidationParams, dataset: str) -> ProfileEnv:
+    """Profile settings of ``dataset``."""
+    images = ImageEnv(params.image_root_of(dataset), params.image_workers, params.compare_image_content)
+    return ProfileEnv(images, params.text, params.box_tolerance_px)
 
 
 def _text(t: CheckTable, key: str, values, env: ProfileEnv, *, many: bool = False) -> None:
@@ -83,26 +95,35 @@ def _image(t: CheckTable, records, env: ProfileEnv, key: str = "image", *, optio
 # Pretraining corpora (JSON lines)
 
 
-def _image_source(t: CheckTable, records, env: ProfileEnv):
-    """``image`` (a path) or ``binary`` (base64 image(s)), exactly one; returns per-record probes."""
+def _image_source(t: CheckTable, records, env: ProfileEnv, members: list[bytes | None] | None = None):
+    """``image`` (a path) or ``binary`` (base64 image(s)), exactly one; returns per-record probes.
+
+    ``members``: the image members of shard samples (a unit of a sharded corpus): a sample with one carries
+    neither field.
+    """
     images = require_type(t, records, "image", {"string"}, optional=True)
     blobs = require_type(t, records, "binary", {"string", "array of strings"}, optional=True)
+    members = members if members is not None else [None] * len(records)
     errors = []
-    for r in records:
+    for r, member in zip(records, members):
         given = [k for k in ("image", "binary") if isinstance(r, dict) and k in r]
-        errors.append(
-            None if not isinstance(r, dict) or len(given) == 1 else "both 'image' and 'binary' are given" if given else "neither 'image' nor 'binary' is given"
-        )
-    check_no_errors(t, "image_source__error", errors, "exactly one of 'image' (a path) and 'binary' (base64 image data) is given")
+        if not isinstance(r, dict) or (member is None and len(given) == 1) or (member is not None and not given):
+            errors.append(None)
+        elif member is not None:
+            errors.append(f"the sample has an image member and an {' and '.join(repr(g) for g in given)} field")
+        else:
+            errors.append("both 'image' and 'binary' are given" if given else "neither 'image' nor 'binary' is given")
+    check_no_errors(t, "image_source__error", errors, "exactly one of 'image' (a path), 'binary' (base64 image data) and a shard image member is given")
     _, file_probes = check_image_files(t, "image", images, env.images)
     blob_probes = check_binary_images(t, "binary", blobs, env.images)
-    return [f if f is not None else b for f, b in zip(file_probes, blob_probes)]
+    member_probes = check_member_images(t, "image_member", members, env.images) if any(m is not None for m in members) else [None] * len(records)
+    return [f if f is not None else b if b is not None else m for f, b, m in zip(file_probes, blob_probes, member_probes)]
 
 
 def profile_pretrain_image_text(unit: Unit, env: ProfileEnv) -> CheckTable:
     """``{"image": str | "binary": base64, "desc": text(s)}``."""
     t, records = _start(unit)
-    _image_source(t, records, env)
+    _image_source(t, records, env, unit.extra.get("image_members"))
     _text(t, "desc", require_type(t, records, "desc", TEXTS), env, many=True)
     return t
 
@@ -110,7 +131,7 @@ def profile_pretrain_image_text(unit: Unit, env: ProfileEnv) -> CheckTable:
 def profile_pretrain_region_text(unit: Unit, env: ProfileEnv) -> CheckTable:
     """``{"image" | "binary", "caption"?: str, "elems": [{"bb": [x,y,w,h], "caption": text, "attributes"?: text}]}``."""
     t, records = _start(unit)
-    probes = _image_source(t, records, env)
+    probes = _image_source(t, records, env, unit.extra.get("image_members"))
     _text(t, "caption", require_type(t, records, "caption", {"string"}, optional=True), env)
     elems = require_type(t, records, "elems", {"array"})
     structure, boxes, captions = [], [], []
@@ -147,7 +168,7 @@ def _first_elem_error(items: list) -> str | None:
 def profile_pretrain_image_only(unit: Unit, env: ProfileEnv) -> CheckTable:
     """``{"image": str}`` or ``{"binary": base64}``."""
     t, records = _start(unit)
-    _image_source(t, records, env)
+    _image_source(t, records, env, unit.extra.get("image_members"))
     return t
 
 
@@ -192,11 +213,30 @@ def profile_vqa(unit: Unit, env: ProfileEnv) -> CheckTable:
     check_unique(t, "question_id", ids, "question_id")
     _image(t, records, env)
     _text(t, "question", require_type(t, records, "question", {"string"}), env)
-    _text(t, "answer", require_type(t, records, "answer", TEXTS, optional=split == "test"), env, many=True)
+    answers = require_type(t, records, "answer", TEXTS, optional=split == "test")
+    _text(t, "answer", answers, env, many=True)
     check_in_set(t, "answer_type", require_type(t, records, "answer_type", {"string"}, optional=True), VQA_ANSWER_TYPES)
     require_type(t, records, "question_type", {"string"}, optional=True)
-    check_in_set(t, "dataset", require_type(t, records, "dataset", {"string"}, optional=True), VQA_SOURCES)
+    sources = require_type(t, records, "dataset", {"string"}, optional=True)
+    check_in_set(t, "dataset", sources, VQA_SOURCES)
+    check_no_errors(
+        t,
+        "answer__annotators",
+        [_answer_count_error(a, s) for a, s in zip(answers, sources)],
+        f"a VQA question has exactly {VQA_NUM_ANSWERS} human answers (a 'dataset': 'vg' question one)",
+    )
     return t
+
+
+def _answer_count_error(answer, source: str | None) -> str | None:
+    """Why the answers of a VQA record are not 10 (one for Visual Genome); None when fine or absent."""
+    if answer is None or source not in (None, *VQA_SOURCES):
+        return None  # absent (test files), of the wrong type or of an unknown source: reported elsewhere
+    n = 1 if isinstance(answer, str) else len(answer)
+    expected = 1 if source == "vg" else VQA_NUM_ANSWERS
+    if n == expected:
+        return None
+    return f"{n} answer{'s' if n != 1 else ''} for a {source or 'vqa'} question; expected {expected}"
 
 
 def profile_vqa_answer_list(unit: Unit, env: ProfileEnv) -> CheckTable:

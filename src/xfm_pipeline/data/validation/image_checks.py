@@ -110,6 +110,28 @@ def check_binary_images(table: CheckTable, stem: str, blobs: Sequence[str | list
     return probes
 
 
+def check_member_images(table: CheckTable, stem: str, blobs: Sequence[bytes | None], env: ImageEnv) -> list[ImageProbe | None]:
+    """Error column ``<stem>__undecodable`` for images stored as shard members (encoded bytes).
+
+    Their SHA-256 is always an identity of the record (a shard image has no path to compare), whatever
+    ``compare_content`` says, so the evaluation-image check works on shards.
+
+    Returns:
+        Per record: the probe (None when the sample has no image member).
+    """
+    probes = [decode_bytes(blob) if blob is not None else None for blob in blobs]
+    check_no_errors(
+        table,
+        f"{stem}__undecodable",
+        [f"the image member: {p.error}" if p is not None and p.error else None for p in probes],
+        "the shard sample's image member is an image that decodes fully (not truncated or corrupt)",
+    )
+    for i, probe in enumerate(probes):
+        if probe is not None and probe.sha256:
+            table.image_keys[i].add(f"sha256:{probe.sha256}")
+    return [p if p is not None and p.ok else None for p in probes]
+
+
 def size_of(probe: ImageProbe | None) -> tuple[int, int] | None:
     """(width, height) of a decoded image, else None."""
     if probe is None or not probe.ok or probe.width is None or probe.height is None:

@@ -3,7 +3,8 @@
 Entry points (what the Kedro nodes call):
 
 * :func:`index_evaluation_images` - identities of every evaluation image (for the pretraining check);
-* :func:`validate_task` - one :class:`UnitOutcome` per unit of a task's datasets;
+* :func:`validate_task` - one :class:`UnitOutcome` per unit of a task's datasets (a sharded pretraining
+  corpus: one per shard, validated in parallel processes by ``shards.validate_shards``);
 * :func:`publish_task` - validated outputs and quarantine files of a task (invariant asserted).
 """
 
@@ -14,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from xfm_pipeline.data.shards import ShardSamples
 from xfm_pipeline.data.validation.config import ValidationParams
 from xfm_pipeline.data.validation.containers import Unit, assemble, to_units
 from xfm_pipeline.data.validation.crosschecks import (
@@ -23,22 +25,14 @@ from xfm_pipeline.data.validation.crosschecks import (
     add_split_overlap,
     evaluation_image_index,
 )
-from xfm_pipeline.data.validation.formats import ProfileEnv, caption_image_id, profile
-from xfm_pipeline.data.validation.image_checks import ImageEnv
+from xfm_pipeline.data.validation.formats import PRETRAIN_IMAGE_FORMATS, caption_image_id, profile, profile_env
 from xfm_pipeline.data.validation.outcome import DataValidationError, UnitOutcome, judge, quarantine_lines
 from xfm_pipeline.data.validation.registry import DATASETS, DatasetSpec, evaluation_datasets, task_datasets
+from xfm_pipeline.data.validation.shards import ShardPart, assemble_shards, is_shard_sources, validate_shards
 from xfm_pipeline.data.validation.suites import run_checks
 from xfm_pipeline.data.validation.table import CheckTable
 
 log = logging.getLogger(__name__)
-
-PRETRAIN_IMAGE_FORMATS = ("pretrain_image_text", "pretrain_region_text", "pretrain_image_only")
-
-
-def profile_env(params: ValidationParams, dataset: str) -> ProfileEnv:
-    """Profile settings of ``dataset``."""
-    images = ImageEnv(params.image_root_of(dataset), params.image_workers, params.compare_image_content)
-    return ProfileEnv(images, params.text, params.box_tolerance_px)
 
 
 def _specs(raw_by_name: Mapping[str, Any], allowed: list[DatasetSpec]) -> list[DatasetSpec]:
@@ -90,6 +84,9 @@ def validate_task(
     specs = _specs(raw_by_name, task_datasets(task))
     if task == "pretrain" and evaluation_index is None:
         raise ValueError("validating pretraining corpora needs the evaluation image index (pass {} to skip that check)")
+    sharded = [s for s in specs if s.container == "jsonl_frame" and is_shard_sources(raw_by_name[s.name])]
+    shard_outcomes = [o for s in sharded for o in validate_shards(s, raw_by_name[s.name], params, evaluation_index or {})]
+    specs = [s for s in specs if s not in sharded]
     profiled = _profile_all(raw_by_name, specs, params)
     tables = {u.name: t for u, t, _ in profiled if t is not None}
     units = {u.name: u for u, _, _ in profiled}
@@ -136,7 +133,7 @@ def validate_task(
             outcome.seconds,
         )
         outcomes.append(outcome)
-    return outcomes
+    return shard_outcomes + outcomes
 
 
 def publish_task(task: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
@@ -161,7 +158,7 @@ def publish_task(task: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
             o.check_invariant()
         units: list[Unit] = [o.data for o in group]
         valid = {o.unit: o.valid_indices for o in group}
-        output = assemble(spec, units, valid)
+        output = assemble_shards(spec, units, valid) if isinstance(units[0].payload, ShardPart) else assemble(spec, units, valid)
         quarantine = quarantine_lines(group)
         # Counted from what is written: published records + quarantine lines must be the input records.
         n_out, n_quarantined = _count(spec, output, units), quarantine.count("\n")
@@ -174,7 +171,10 @@ def publish_task(task: str, outcomes: list[UnitOutcome]) -> dict[str, Any]:
 
 
 def _count(spec: DatasetSpec, output: Any, units: list[Unit]) -> int:
-    """Records in a validated output, counted from the output itself."""
+    """Records in a validated output, counted from the output itself (shards: the valid samples that will be
+    written, which are only read while the catalog writes them)."""
+    if isinstance(output, ShardSamples):
+        return output.count
     if spec.container == "coco_gt":
         return len(output["images"]) + len(output["annotations"])
     if spec.container == "glue":

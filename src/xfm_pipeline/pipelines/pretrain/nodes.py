@@ -1,12 +1,60 @@
-"""Nodes of the pretrain_vision, pretrain and pretrain_bbox pipelines (one job, three parameter blocks)."""
+"""Nodes of the pretrain_shards pipeline (validated corpora -> WebDataset shards) and of the
+pretrain_vision, pretrain and pretrain_bbox pipelines (one job, three parameter blocks)."""
 
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardParams:
+    """``params:pretrain_shards``: the size of the shards the validated corpora are written as."""
+
+    max_samples: int = 10000  # samples per shard at most
+    max_bytes: float = 1.0e9  # a shard is closed once it reaches this many bytes
+    min_shards: int = 4  # shards at least (smaller shards for small corpora): every stream lane needs one
+
+
+def write_pretrain_shards(corpus: str, validated: Any, params: dict[str, Any], validation: dict[str, Any]) -> Any:
+    """The validated pretraining corpus ``corpus`` as WebDataset shard samples (the catalog writes them).
+
+    Args:
+        corpus: image_text | region_text | image_only | text_only.
+        validated: what its validated catalog entry loads: records (a DataFrame of JSON lines, whose
+            ``image`` paths are read under the validation image root of the corpus) or the sources of a
+            shard directory (validated shards, re-written here).
+        params: ``params:pretrain_shards`` (:class:`ShardParams`).
+        validation: ``params:data_validation`` (the image root the records' paths were validated under).
+
+    Returns:
+        :class:`~xfm_pipeline.data.shards.ShardSamples` of at most ``max_samples`` samples a shard and at
+        least ``min_shards`` shards (fewer only when the corpus has fewer samples).
+    """
+    from xfm_pipeline.config import from_dict
+    from xfm_pipeline.data.formats.common import as_objects
+    from xfm_pipeline.data.shards import ShardSamples, iter_samples, open_shards, samples_from_records
+    from xfm_pipeline.data.validation import ValidationParams
+    from xfm_pipeline.data.validation.shards import is_shard_sources
+
+    p = from_dict(ShardParams, params, path="pretrain_shards")
+    if p.max_samples < 1 or p.min_shards < 1 or p.max_bytes <= 0:
+        raise ValueError(f"pretrain_shards: max_samples and min_shards must be >= 1 and max_bytes > 0, got {p}")
+    if is_shard_sources(validated):  # a shard directory (its own sources only; mixed_with ones are not re-written)
+        shard_set = open_shards(validated[0]["path"])
+        total, samples = shard_set.samples, iter_samples(shard_set)
+    else:
+        records = as_objects(validated, f"pretrain_{corpus}_jsonl_validated")
+        root = from_dict(ValidationParams, validation, path="data_validation").image_root_of(f"pretrain_{corpus}")
+        total, samples = len(records), samples_from_records(records, root, f"pretrain_{corpus}_jsonl_validated")
+    per_shard = max(1, min(p.max_samples, math.ceil(total / p.min_shards)))
+    log.info("pretrain_%s: %d samples -> shards of at most %d samples", corpus, total, per_shard)
+    return ShardSamples(corpus, samples, per_shard, p.max_bytes)
 
 
 def pretrain_vision(init: str, params: dict[str, Any], image_root: str, run_id: str | None, **corpora):
@@ -54,6 +102,7 @@ def pretrain_bbox(init: str, params: dict[str, Any], image_root: str, run_id: st
 
 def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, run_id: str | None, corpora: dict[str, Any]):
     from xfm_pipeline.config import from_dict
+    from xfm_pipeline.data.validation.shards import is_shard_sources
     from xfm_pipeline.datasets.records import records_to_jsonl
     from xfm_pipeline.jobs.pretrain import PretrainParams, describe, loss_summary
     from xfm_pipeline.training.launch import DistributedConfig, run_job
@@ -66,13 +115,18 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
         log.info("%s: loop.max_steps is 0, the init checkpoint passes through unchanged", stage)
         return init, {"step": 0, "resumed_from": None, "losses": {}}, []
     run_dir = Path(p.output_dir) / "job"
-    for name in p.streams():
-        records_to_jsonl(corpora[name], run_dir / "records" / f"{name}.jsonl")
+    sources = {}
+    for name in p.streams():  # shard sources pass as paths; records (a JSON catalog type) as a JSON-lines file
+        corpus = corpora[name]
+        if is_shard_sources(corpus):
+            sources[name] = corpus
+        else:
+            sources[name] = [{"name": f"pretrain_{name}", "path": str(records_to_jsonl(corpus, run_dir / "records" / f"{name}.jsonl"))}]
     config = {
         "stage": stage,
         "params": describe(p),
         "init_dir": str(init),
-        "records_dir": str(run_dir / "records"),
+        "corpora": sources,
         "image_root": image_root,
         "run_id": run_id,
     }
