@@ -6,13 +6,15 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Map pipeline names to pipelines; ``__default__`` runs the demo chain."""
-    from xfm_pipeline.pipelines import data_ingestion, data_validation, finetune, model_init, pretrain, report
+    """Map pipeline names to pipelines; ``__default__`` runs the demo chain. The ``predict_<task>`` and
+    ``evaluate_<pipeline>`` pipelines (generated from the task registry) are registered but not in it."""
+    from xfm_pipeline.pipelines import data_ingestion, data_validation, evaluate, finetune, model_init, predict, pretrain, report
 
     pipelines: dict[str, Pipeline] = {
         "data_ingestion": data_ingestion.create_pipeline(),
         "data_validation": data_validation.create_pipeline(),
         "model_init": model_init.create_pipeline(),
+        "pretrain_shards": pretrain.create_shards_pipeline(),
         "pretrain_vision": pretrain.create_vision_pipeline(),
         "pretrain": pretrain.create_pipeline(),
         "pretrain_bbox": pretrain.create_bbox_pipeline(),
@@ -20,4 +22,4 @@ def register_pipelines() -> dict[str, Pipeline]:
         "report": report.create_pipeline(),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
-    return pipelines
+    return {**pipelines, **predict.create_pipelines(), **evaluate.create_pipelines()}

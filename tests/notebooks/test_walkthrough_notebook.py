@@ -23,8 +23,9 @@ PRESENT = ("finetune_grounding", "finetune_vqa")  # task checkpoints written for
 
 
 @pytest.fixture(scope="module")
-def task_checkpoints(tmp_path_factory, tiny_checkpoint_without_dropout):
-    """A directory with untrained grounding and VQA task checkpoints built on the tiny backbone."""
+def task_checkpoints(tmp_path_factory, tiny_checkpoint_without_dropout, shapes_world):
+    """A directory with untrained grounding and VQA task checkpoints built on the tiny backbone (VQA with the
+    shapes world's answer list, which its checkpoint stores)."""
     import torch
 
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained
@@ -35,13 +36,13 @@ def task_checkpoints(tmp_path_factory, tiny_checkpoint_without_dropout):
     root = tmp_path_factory.mktemp("task_checkpoints")
     tokenizer = load_checkpoint_tokenizer(tiny_checkpoint_without_dropout)
     settings = {
-        "finetune_grounding": ("grounding", {"augment": False}),
-        "finetune_vqa": ("vqa", {"augment": False, "k_test": 8}),
+        "finetune_grounding": ("grounding", {"augment": False}, {}),
+        "finetune_vqa": ("vqa", {"augment": False, "k_test": 8}, {"answer_list": shapes_world.records("vqa/answer_list.json")}),
     }
     torch.manual_seed(0)
-    for pipeline, (task_name, options) in settings.items():
+    for pipeline, (task_name, options, data) in settings.items():
         params = TaskParams(image_size=64, eval_batch_size=8, max_tokens=30, options=options)
-        model = get_task(task_name).build_model(load_pretrained(tiny_checkpoint_without_dropout), params, {})
+        model = get_task(task_name).build_model(load_pretrained(tiny_checkpoint_without_dropout), params, data)
         directory = root / pipeline
         directory.mkdir()
         write_task_checkpoint(model.eval(), directory, params, tokenizer)

@@ -127,6 +127,14 @@ def rank_answers(decoder: CausalDecoder, context, context_atts, answer_ids, answ
     Returns:
         (B,) index of the chosen candidate and (B,) its log-likelihood.
     """
+    top, scores = score_answers(decoder, context, context_atts, answer_ids, answer_atts, k)
+    best = scores.argmax(1)
+    return top.gather(1, best[:, None]).squeeze(1), scores.gather(1, best[:, None]).squeeze(1)
+
+
+def score_answers(decoder: CausalDecoder, context, context_atts, answer_ids, answer_atts, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 1-3 of :func:`rank_answers`: (B, k) candidate indices (by first-token probability) and (B, k)
+    their full-sequence log-likelihoods, in that candidate order (not sorted by likelihood)."""
     b, a = context.shape[0], answer_ids.shape[0]
     k = max(1, min(k, a))
     start = answer_ids[:1, :1].expand(b, 1)  # (B, 1) start token
@@ -144,8 +152,7 @@ def rank_answers(decoder: CausalDecoder, context, context_atts, answer_ids, answ
         rest = torch.zeros(keep.shape, dtype=logp.dtype, device=logp.device)
         rest[keep] = logp
         scores = scores + rest.sum(1).view(b, k)
-    best = scores.argmax(1)
-    return top.gather(1, best[:, None]).squeeze(1), scores.gather(1, best[:, None]).squeeze(1)
+    return top, scores
 
 
 # ------------------------------------------------------------------------------------------ generation

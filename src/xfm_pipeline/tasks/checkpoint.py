@@ -1,7 +1,8 @@
 """Task checkpoints: a directory with the task model's weights, its config and the tokenizer.
 
 ``config.json`` holds the format tag, the registered task, the :class:`~xfm_pipeline.tasks.base.TaskParams`
-it was trained with and the backbone's model config: enough to rebuild the task model with no other input.
+it was trained with (its ``options`` as the task model resolved them, e.g. ImageNet's class names and VQA's
+answer list) and the backbone's model config: enough to rebuild the task model with no other input.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ TASK_FORMAT = "xfm_pipeline/task-checkpoint"
 
 
 def write_task_checkpoint(model: TaskModel, directory: Path, params: TaskParams, tokenizer=None) -> None:
-    """Write a task model into an existing directory: weights, config (backbone + task) and tokenizer."""
+    """Write a task model into an existing directory: weights, config (backbone + task) and tokenizer.
+
+    The stored options are the model's (``model.options``: every option resolved, with what the task took
+    from its data, such as class names), not ``params.options``.
+    """
+    from dataclasses import replace
+
     from xfm_pipeline.config import to_dict
     from xfm_pipeline.model.checkpoint import model_config_dict, save_weights
 
-    meta = {"format": TASK_FORMAT, "version": 2, "task": model.task, "params": to_dict(params), "model": model_config_dict(model.xfm)}
+    stored = to_dict(replace(params, options=dict(model.options)))
+    meta = {"format": TASK_FORMAT, "version": 2, "task": model.task, "params": stored, "model": model_config_dict(model.xfm)}
     save_weights(model, directory / "model.safetensors")
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory / "tokenizer"))
@@ -47,6 +55,15 @@ def load_task_params(directory: str | Path) -> TaskParams:
     from xfm_pipeline.config import from_dict
 
     return from_dict(TaskParams, _task_checkpoint_meta(Path(directory))["params"])
+
+
+def checkpoint_task(directory: str | Path) -> str:
+    """The registered task a task checkpoint holds (its ``config.json``).
+
+    Raises:
+        CheckpointError: ``directory`` holds no task checkpoint (e.g. a pretraining checkpoint).
+    """
+    return _task_checkpoint_meta(Path(directory))["task"]
 
 
 def _task_checkpoint_meta(directory: Path) -> dict[str, Any]:

@@ -32,7 +32,9 @@ of the image path, independent of the seed), which is removed from training.
 
 Metrics (:mod:`xfm_pipeline.metrics.classification`): ``top1`` (selection) and ``top5`` = the real
 top-5 (the official "Acc@5" is top-2), capped at the number of classes. Values are fractions.
-Classes are the sorted label names of the manifest (ImageFolder order), or ``options.classes``.
+Classes are the sorted label names of the manifest (ImageFolder order), or ``options.classes``. The task
+model's options hold the class names it was built with, so a task checkpoint names its predictions without the
+manifest (``xfm_pipeline.predict``); checkpoints written before that have no ``options.classes``.
 """
 
 from __future__ import annotations
@@ -300,7 +302,8 @@ class ImagenetTask(Task):
     # ------------------------------------------------------------------ model
     def build_model(self, xfm, params, data):
         options = self.options(params)
-        return ImagenetModel(xfm, self.name, vars(options), len(self.classes(options, data)), self.frozen)
+        options.classes = self.classes(options, data)  # stored with the model's options, hence in its checkpoint
+        return ImagenetModel(xfm, self.name, vars(options), len(options.classes), self.frozen)
 
     def loss(self, model, batch):
         import torch.nn.functional as F

@@ -159,6 +159,63 @@ def _collate_eval(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {"images": torch.stack([x["images"] for x in items]), "index": torch.tensor([x["index"] for x in items])}
 
 
+# ------------------------------------------------------------------------------------------ scoring
+def encode_images(xfm: nn.Module, loader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of an evaluation loader -> tokens (Ni, 1+N, Dv) and ITC features (Ni, E)."""
+    image_embeds, image_feats = [], []
+    for batch in loader:
+        embeds = xfm.encode_image(to_device(batch, device)["images"])  # (b, 1+N, Dv)
+        image_embeds.append(embeds)
+        image_feats.append(xfm.image_features(embeds))
+    return torch.cat(image_embeds), torch.cat(image_feats)
+
+
+def encode_texts(xfm: nn.Module, text_ids: torch.Tensor, text_atts: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Nt, L) padded texts -> states (Nt, L, Dt) and ITC features (Nt, E), ``batch_size`` texts per call;
+    padding beyond a batch's longest text is skipped and its states come back as zeros."""
+    text_embeds, text_feats = [], []
+    for start in range(0, len(text_ids), batch_size):
+        ids, atts = trim_padding(text_ids[start : start + batch_size], text_atts[start : start + batch_size])
+        embeds = xfm.encode_text(ids, atts)  # (b, l, Dt), l <= L
+        embeds = torch.nn.functional.pad(embeds, (0, 0, 0, text_ids.shape[1] - embeds.shape[1]))  # (b, L, Dt)
+        text_embeds.append(embeds)
+        text_feats.append(xfm.text_features(embeds))
+    return torch.cat(text_embeds), torch.cat(text_feats)
+
+
+def ranked_scores(
+    xfm: nn.Module,
+    itc_rows: torch.Tensor,
+    image_embeds: torch.Tensor,
+    texts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    options: RetrievalOptions,
+    image_major: bool,
+) -> torch.Tensor:
+    """(Q, C) final scores of queries against candidates: the top ``k_test`` candidates of each query by ITC
+    re-scored by the ITM head (plus the ITC logit for ``score: itm+itc``), the others below them in ITC order.
+
+    ``itc_rows`` (Q, C) holds ITC logits (double); ``image_embeds`` (Ni, 1+N, Dv) and ``texts`` = (states
+    (Nt, L, Dt), ids (Nt, L), mask (Nt, L)); queries are images when ``image_major``, else texts.
+    """
+    text_embeds, text_ids, text_atts = texts
+    k = min(options.k_test, itc_rows.shape[1])
+    candidates = itc_rows.topk(k, dim=1).indices  # (Q, k)
+    queries = torch.arange(itc_rows.shape[0], device=itc_rows.device).repeat_interleave(k)  # (Q*k,)
+    flat = candidates.reshape(-1)
+    img_rows, txt_rows = (queries, flat) if image_major else (flat, queries)
+    itm = []  # ITM positive logit of the pairs (img_rows[p], txt_rows[p]), rerank_batch pairs per fusion call
+    for start in range(0, len(img_rows), options.rerank_batch):
+        i, t = img_rows[start : start + options.rerank_batch], txt_rows[start : start + options.rerank_batch]
+        ids, atts = trim_padding(text_ids[t], text_atts[t])
+        fused = xfm.fuse(text_embeds[t][:, : atts.shape[1]], atts, image_embeds[i])  # (p, L, Dt)
+        itm.append(xfm.itm_score(fused))
+    value = torch.cat(itm).double().view(-1, k)  # (Q, k)
+    if options.score == "itm+itc":
+        value = value + itc_rows.gather(1, candidates)
+    out = itc_rows - _BELOW_CANDIDATES
+    return out.scatter(1, candidates, value)
+
+
 # ------------------------------------------------------------------------------------------ the task
 class RetrievalTask(Task):
     """Image-text retrieval: ITC + ITM fine-tuning, ITC pre-ranking + batched ITM re-ranking."""
@@ -210,50 +267,15 @@ class RetrievalTask(Task):
         options = self.options(params)
         dataset: RetrievalEvalDataset = loader.dataset
         xfm, device = model.xfm, model_device(model)
-        image_embeds, image_feats = [], []
-        for batch in loader:
-            embeds = xfm.encode_image(to_device(batch, device)["images"])  # (b, 1+N, Dv)
-            image_embeds.append(embeds)
-            image_feats.append(xfm.image_features(embeds))
-        image_embeds, image_feats = torch.cat(image_embeds), torch.cat(image_feats)  # (Ni, 1+N, Dv), (Ni, E)
+        image_embeds, image_feats = encode_images(xfm, loader, device)  # (Ni, 1+N, Dv), (Ni, E)
         text_ids, text_atts = dataset.text_ids.to(device), dataset.text_atts.to(device)  # (Nt, L)
-        text_embeds, text_feats = [], []
-        for start in range(0, len(text_ids), params.eval_batch_size):
-            ids, atts = trim_padding(text_ids[start : start + params.eval_batch_size], text_atts[start : start + params.eval_batch_size])
-            embeds = xfm.encode_text(ids, atts)  # (b, l, Dt), l <= L: padding beyond the longest text skipped
-            embeds = torch.nn.functional.pad(embeds, (0, 0, 0, text_ids.shape[1] - embeds.shape[1]))  # (b, L, Dt)
-            text_embeds.append(embeds)
-            text_feats.append(xfm.text_features(embeds))
-        text_embeds, text_feats = torch.cat(text_embeds), torch.cat(text_feats)  # (Nt, L, Dt), (Nt, E)
+        text_embeds, text_feats = encode_texts(xfm, text_ids, text_atts, params.eval_batch_size)  # (Nt, L, Dt), (Nt, E)
 
         itc = (image_feats @ text_feats.t() / xfm.temperature).double()  # (Ni, Nt) ITC logits
         n_images, n_texts = itc.shape
-
-        def rerank(img_rows: torch.Tensor, txt_rows: torch.Tensor) -> torch.Tensor:
-            """ITM positive logit of the pairs (img_rows[p], txt_rows[p]), ``rerank_batch`` pairs per fusion call."""
-            out = []
-            for start in range(0, len(img_rows), options.rerank_batch):
-                i, t = img_rows[start : start + options.rerank_batch], txt_rows[start : start + options.rerank_batch]
-                ids, atts = trim_padding(text_ids[t], text_atts[t])
-                fused = xfm.fuse(text_embeds[t][:, : atts.shape[1]], atts, image_embeds[i])  # (p, L, Dt)
-                out.append(xfm.itm_score(fused))
-            return torch.cat(out).double()
-
-        def scores(itc_rows: torch.Tensor, image_major: bool) -> torch.Tensor:
-            """(Q, C) final scores: top-k candidates by ITC re-scored, the others below them (ITC order)."""
-            k = min(options.k_test, itc_rows.shape[1])
-            candidates = itc_rows.topk(k, dim=1).indices  # (Q, k)
-            queries = torch.arange(itc_rows.shape[0], device=device).repeat_interleave(k)  # (Q*k,)
-            flat = candidates.reshape(-1)
-            img_rows, txt_rows = (queries, flat) if image_major else (flat, queries)
-            value = rerank(img_rows, txt_rows).view(-1, k)  # (Q, k)
-            if options.score == "itm+itc":
-                value = value + itc_rows.gather(1, candidates)
-            out = itc_rows - _BELOW_CANDIDATES
-            return out.scatter(1, candidates, value)
-
-        s_i2t = scores(itc, image_major=True)  # (Ni, Nt)
-        s_t2i = scores(itc.t().contiguous(), image_major=False)  # (Nt, Ni)
+        texts = (text_embeds, text_ids, text_atts)
+        s_i2t = ranked_scores(xfm, itc, image_embeds, texts, options, image_major=True)  # (Ni, Nt)
+        s_t2i = ranked_scores(xfm, itc.t().contiguous(), image_embeds, texts, options, image_major=False)  # (Nt, Ni)
         predictions: list[dict[str, Any]] = []
         top_i2t = s_i2t.topk(min(TOP_SAVED, n_texts), dim=1)
         for i in range(n_images):

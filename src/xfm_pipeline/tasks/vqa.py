@@ -12,6 +12,8 @@
   per-answer loss = SUM of token NLL, weighted by count/len (VQA) or 0.5 (VG); loss = sum(w * nll) / B.
 * Inference ranks ``answer_list``: top ``k_test`` by first-token probability, then full-sequence
   log-likelihood with the first token counted once and the real question padding mask (the same fixes).
+  The task model's options hold the answer list (``options.answer_list``, taken from ``data["answer_list"]``
+  when the model is built), so a task checkpoint answers without the data (``xfm_pipeline.predict``).
 * Output: ``[{"question_id", "answer"}]`` (EvalAI format). Metrics (official VQA accuracy x100):
   ``vqa_acc`` overall, ``vqa_acc_<answer type>`` and ``vqa_acc_<question type>`` when the records carry
   them; splits without answers (test-dev/std) give no metrics.
@@ -45,6 +47,7 @@ class VQAOptions:
     k_test: int = 128  # candidates re-ranked by full likelihood (capped at the answer-list size)
     augment: bool = True  # X-FM's train_transform_wohflip (RandomResizedCrop + RandAugment); False = eval resize
     max_answer_tokens: int = 10  # answer length incl. [CLS]/[SEP]
+    answer_list: list[str] | None = None  # candidate answers; None = data["answer_list"] (a checkpoint stores its list)
 
 
 class VQAModel(TaskModel):
@@ -142,13 +145,31 @@ class VQATask(Task):
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> VQAModel:
         from xfm_pipeline.config import to_dict
 
-        return VQAModel(xfm, self.name, to_dict(self.options(params)))
+        options = self.options(params)
+        if "answer_list" in data:  # kept in the model's options, hence in its checkpoint
+            options.answer_list = self.answer_list(params, data)
+        return VQAModel(xfm, self.name, to_dict(options))
+
+    def answer_list(self, params: TaskParams, data: dict[str, Any]) -> list[str]:
+        """The candidate answers: ``data["answer_list"]``, else the ``answer_list`` option (a checkpoint's).
+
+        Raises:
+            KeyError: neither is there.
+        """
+        from xfm_pipeline.data.formats.vqa import parse_answer_list
+
+        if "answer_list" in data:
+            return parse_answer_list(data["answer_list"], "vqa/answer_list")
+        stored = self.options(params).answer_list
+        if not stored:
+            raise KeyError("vqa: no answer list: data['answer_list'] is missing and options.answer_list is empty")
+        return list(stored)
 
     def dataset(self, split: str, data: dict[str, Any], tokenizer, params: TaskParams, image_root: str, train: bool) -> VQADataset:
-        from xfm_pipeline.data.formats.vqa import parse_answer_list, parse_vqa
+        from xfm_pipeline.data.formats.vqa import parse_vqa
 
         records = parse_vqa(data[split], f"vqa/{split}", require_answers=train)
-        answer_list = None if train else parse_answer_list(data["answer_list"], "vqa/answer_list")
+        answer_list = None if train else self.answer_list(params, data)
         return VQADataset(records, tokenizer, params, self.options(params), image_root, train, answer_list, f"vqa/{split}")
 
     def collate(self, split: str, train: bool):
@@ -166,9 +187,11 @@ class VQATask(Task):
         return {"loss": loss, "loss_vqa": loss.detach()}
 
     @torch.no_grad()
-    def answers(self, model: VQAModel, loader, params: TaskParams, noise_seed: int | None = None) -> list[dict[str, Any]]:
-        """Rank the answer list for every question; ``noise_seed`` replaces each image by N(0, 1) noise."""
-        from xfm_pipeline.model.decoder import rank_answers
+    def answers(self, model: VQAModel, loader, params: TaskParams, noise_seed: int | None = None, top_k: int = 0) -> list[dict[str, Any]]:
+        """Rank the answer list for every question; ``noise_seed`` replaces each image by N(0, 1) noise.
+        ``top_k`` > 0 adds the ``top_k`` best ``answers`` (of the ``k_test`` ranked) and their ``scores``
+        (log-likelihoods), best first."""
+        from xfm_pipeline.model.decoder import score_answers
 
         opts = self.options(params)
         dataset = loader.dataset
@@ -187,8 +210,14 @@ class VQATask(Task):
                 images = torch.randn(images.shape, generator=generator)
             batch = common.to_device(batch, device)
             states = model.question_states(images.to(device), batch["question_ids"], batch["question_atts"])
-            best, _ = rank_answers(model.decoder, states, batch["question_atts"], a_ids, a_atts, opts.k_test)
-            out += [{"question_id": qid, "answer": answer_list[i]} for qid, i in zip(batch["question_id"], best.tolist(), strict=True)]
+            top, scores = score_answers(model.decoder, states, batch["question_atts"], a_ids, a_atts, opts.k_test)  # (B, k) each
+            best = top.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)  # (B,) as rank_answers
+            rows = [{"question_id": qid, "answer": answer_list[i]} for qid, i in zip(batch["question_id"], best.tolist(), strict=True)]
+            if top_k > 0:
+                order = scores.argsort(dim=1, descending=True, stable=True)[:, :top_k]  # (B, top_k); ties keep argmax's pick first
+                for row, ids, values in zip(rows, top.gather(1, order).tolist(), scores.gather(1, order).tolist(), strict=True):
+                    row.update(answers=[answer_list[i] for i in ids], scores=values)
+            out += rows
         model.train(was_training)
         return out
 
