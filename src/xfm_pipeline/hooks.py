@@ -31,15 +31,20 @@ class MlflowHook:
     """Parent run per pipeline run; a nested run per node tagged ``mlflow``.
 
     Nested runs get the node's parameters (flattened), the git commit, MD5s of file inputs, metrics
-    from outputs whose name ends in ``metrics`` (dicts of numbers), and the path and ``config.json`` of
-    checkpoint directories the node saved; a node reading ``mlflow_run_id`` gets its run's id. Set
-    ``XFM_MLFLOW=0`` to switch tracking off.
+    from outputs whose name ends in ``metrics`` (dicts of numbers), and the path of checkpoint directories
+    the node saved; a node reading ``mlflow_run_id`` gets its run's id. A fine-tune/eval pipeline's task
+    checkpoint (``<pipeline>_task_checkpoint``) is logged as an MLflow model of the node's run and registered
+    as ``xfm-<pipeline>``, unless a version holds the same bytes already (``serving.log_task_model``; on node 0
+    only); the run's tag ``registered_model.<dataset>`` names the version. Any other checkpoint gets its
+    ``config.json`` as an artifact (its weights stay where the catalog put them). Set ``XFM_MLFLOW=0`` to
+    switch tracking off.
     """
 
     def __init__(self):
         self._client = None
         self._parent: str | None = None
         self._node_runs: dict[str, str] = {}
+        self._off_node_zero: set[str] = set()  # tracked nodes run with distributed.node_rank > 0
         self._catalog = None
 
     @property
@@ -94,6 +99,8 @@ class MlflowHook:
                 flatten(name[len("params:") :], value, params)
         for key, value in list(params.items())[:500]:
             client.log_param(run_id, key[:250], str(value)[:6000])
+        if node_rank(params) != 0:
+            self._off_node_zero.add(node.name)
         for name in inputs:
             path = dataset_path(catalog, name)
             if path is not None and path.is_file():
@@ -116,16 +123,26 @@ class MlflowHook:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:  # noqa: ARG002
-        """A checkpoint directory a tracked node saved: its path as a tag and its ``config.json`` as an
-        artifact (the weights stay where the catalog put them: written once)."""
+        """A checkpoint directory a tracked node saved: its path as a tag; a task checkpoint logged and
+        registered as an MLflow model (its only copy in the store), any other its ``config.json`` as an artifact."""
         run_id = self._node_runs.get(node.name)
         if run_id is None:
             return
         path = dataset_path(self._catalog, dataset_name)
-        if path is not None and (path / "config.json").is_file():
-            client = self._mlflow()
-            client.set_tag(run_id, f"checkpoint.{dataset_name}", str(path.resolve()))
+        if path is None or not (path / "config.json").is_file():
+            return
+        client = self._mlflow()
+        client.set_tag(run_id, f"checkpoint.{dataset_name}", str(path.resolve()))
+        pipeline = task_checkpoint_pipeline(dataset_name)
+        if pipeline is None:
             client.log_artifact(run_id, str(path / "config.json"), artifact_path=dataset_name)
+        elif node.name not in self._off_node_zero:
+            from xfm_pipeline.serving import log_task_model
+            from xfm_pipeline.tracking import tracking_uri
+
+            version = log_task_model(path, pipeline, run_id, tracking_uri())
+            client.set_tag(run_id, f"registered_model.{dataset_name}", f"models:/{version.name}/{version.version}")
+            log.info("%s: models:/%s/%s", dataset_name, version.name, version.version)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
@@ -143,4 +160,20 @@ class MlflowHook:
             client.set_terminated(run_id, status)
         client.set_terminated(self._parent, status)
         log.info("MLflow parent run %s (%s)", self._parent, status)
-        self._parent, self._node_runs = None, {}
+        self._parent, self._node_runs, self._off_node_zero = None, {}, set()
+
+
+def node_rank(params: dict[str, Any]) -> int:
+    """The ``distributed.node_rank`` a node runs with, from its flattened parameter layers (in layer order, so
+    the last one wins as when the layers are merged); 0 when none sets it."""
+    ranks = [value for key, value in params.items() if key == "distributed.node_rank" or key.endswith(".distributed.node_rank")]
+    return int(ranks[-1]) if ranks else 0
+
+
+def task_checkpoint_pipeline(dataset_name: str) -> str | None:
+    """The fine-tune/eval pipeline whose task checkpoint ``dataset_name`` is (``finetune_vqa_task_checkpoint`` ->
+    ``finetune_vqa``), or None."""
+    from xfm_pipeline.pipelines.finetune import output_dataset
+    from xfm_pipeline.tasks.registry import PIPELINES
+
+    return next((name for name in PIPELINES if output_dataset(name, "task_checkpoint") == dataset_name), None)
