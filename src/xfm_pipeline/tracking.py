@@ -74,13 +74,26 @@ class MlflowStepLogger:
         import time
 
         from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(_metric_name(k), float(v), now, step) for k, v in metrics.items() if k != "step"]
+        self.client().log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Set ``tags`` on the run (e.g. the code fingerprints of a resumed run); a no-op without a run."""
+        if self.run_id is None:
+            return
+        from mlflow.entities import RunTag
+
+        self.client().log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def client(self):
+        """The tracking client of this logger's store (created once)."""
         from mlflow.tracking import MlflowClient
 
         if self._client is None:
             self._client = MlflowClient(self.uri)
-        now = int(time.time() * 1000)
-        batch = [Metric(_metric_name(k), float(v), now, step) for k, v in metrics.items() if k != "step"]
-        self._client.log_batch(self.run_id, metrics=batch)
+        return self._client
 
 
 def _metric_name(key: str) -> str:

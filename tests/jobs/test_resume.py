@@ -1,4 +1,5 @@
-"""Run directories: the key ignores where and how a job runs; old runs are pruned, the current one never."""
+"""Run directories: the key ignores where and how a job runs and the code; a run records its code and is resumed or
+reused by its rules; old runs are pruned, the current one never."""
 
 from __future__ import annotations
 
@@ -53,12 +54,6 @@ def test_run_key_depends_on_parameters_and_file_bytes(tmp_path):
     assert run_directory(tmp_path / "out", {"lr": 1e-4}, [data]) != first
 
 
-def test_run_key_depends_on_the_code(tmp_path, monkeypatch):
-    first = run_directory(tmp_path / "out", {"lr": 1e-4}, [])
-    monkeypatch.setattr(resume, "code_fingerprint", lambda: "other code")
-    assert run_directory(tmp_path / "out", {"lr": 1e-4}, []) != first
-
-
 def test_code_fingerprint_follows_python_sources_only(tmp_path):
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)
@@ -70,3 +65,63 @@ def test_code_fingerprint_follows_python_sources_only(tmp_path):
     (package / "sub" / "b.py").write_text("y = 3\n")
     assert code_fingerprint.__wrapped__(package) != first
     assert len(code_fingerprint()) == 64  # the installed package's own sources
+
+
+def _code(monkeypatch, fingerprint: str) -> None:
+    monkeypatch.setattr(resume, "code_fingerprint", lambda: fingerprint)
+
+
+def test_run_key_ignores_the_code(tmp_path, monkeypatch):
+    first = run_directory(tmp_path / "out", {"lr": 1e-4}, [])
+    _code(monkeypatch, "other code")
+    assert run_directory(tmp_path / "out", {"lr": 1e-4}, []) == first
+
+
+def test_an_unfinished_run_resumes_under_changed_code_and_records_both(tmp_path, monkeypatch, caplog):
+    run = tmp_path / "run-k"
+    _code(monkeypatch, "a" * 64)
+    assert resume.start_run(run, is_main=True).resumed_code is None
+    (run / "checkpoint-0000005").mkdir()
+    _code(monkeypatch, "b" * 64)
+    with caplog.at_level("WARNING"):
+        started = resume.start_run(run, is_main=True)
+    assert (started.resumed_code, started.discarded_code) == ("a" * 64, None)
+    assert (run / "checkpoint-0000005").is_dir()  # kept for resuming
+    assert "aaaaaaaaaaaa" in caplog.text and "bbbbbbbbbbbb" in caplog.text
+    assert resume.read_run_record(run) == {"code": "b" * 64, "finished": False, "code_history": ["a" * 64, "b" * 64]}
+
+
+def test_a_finished_run_is_reused_by_the_same_code_and_discarded_by_other_code(tmp_path, monkeypatch):
+    run = tmp_path / "run-k"
+    _code(monkeypatch, "a" * 64)
+    resume.start_run(run, is_main=True)
+    for name in ("best", "checkpoint-0000002", "checkpoint-0000004"):
+        (run / name).mkdir()
+        (run / name / "training_state.pt").write_bytes(b"optimizer")
+        (run / name / "model.safetensors").write_bytes(b"weights")
+    resume.finish_run(run, run / "best")
+    assert sorted(p.name for p in run.iterdir()) == ["best", "run.json"]  # other checkpoints freed
+    assert [p.name for p in (run / "best").iterdir()] == ["model.safetensors"]  # optimizer state freed
+    same = resume.start_run(run, is_main=True)
+    assert (same.resumed_code, same.discarded_code, same.selected) == (None, None, run / "best")
+    _code(monkeypatch, "b" * 64)
+    other = resume.start_run(run, is_main=True)
+    assert other.discarded_code == "a" * 64 and not (run / "best").exists()
+    assert resume.read_run_record(run) == {"code": "b" * 64, "finished": False, "code_history": ["b" * 64]}
+    assert [p.name for p in tmp_path.iterdir()] == ["run-k"]  # nothing hidden left behind
+
+
+def test_the_selected_checkpoint_must_belong_to_the_run(tmp_path):
+    with pytest.raises(ValueError, match="not a directory of the run"):
+        resume.finish_run(tmp_path / "run-k", tmp_path / "elsewhere" / "best")
+
+
+def test_other_ranks_take_the_same_decision_and_write_nothing(tmp_path, monkeypatch):
+    run = tmp_path / "run-k"
+    _code(monkeypatch, "a" * 64)
+    resume.start_run(run, is_main=True)
+    (run / "checkpoint-0000001").mkdir()
+    resume.finish_run(run, run / "checkpoint-0000001")
+    _code(monkeypatch, "b" * 64)
+    assert resume.start_run(run, is_main=False).discarded_code == "a" * 64
+    assert resume.read_run_record(run)["finished"] is True  # rank 0 acts, not this rank

@@ -129,3 +129,64 @@ def test_run_finetune_end_to_end(glue, tokenizer, tiny_init, tmp_path):
     selected = load_task_checkpoint(result["checkpoint"], case.data).eval()
     with torch.no_grad():
         assert TASKS["mnli"].predict(selected, eval_loader(case, "val", tokenizer), case.params) == result["predictions"]["val"]
+
+
+def _mnli_case(glue):
+    case = glue("mnli")
+    data = {"glue": {k: v for k, v in case.data["glue"].items() if k.startswith("MNLI/")}}
+    return replace(case, data=data, params=replace(case.params, batch_size=4, eval_batch_size=32, max_tokens=32))
+
+
+@pytest.mark.integration
+def test_a_finished_run_keeps_only_its_weights_and_is_reused_by_the_same_code_only(glue, tiny_init, tmp_path, monkeypatch):
+    from xfm_pipeline.jobs import resume
+    from xfm_pipeline.training import loop
+
+    case = _mnli_case(glue)
+    first = run_job(case, tiny_init, tmp_path)
+    run_dir = Path(first["checkpoint"]).parent
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "history.json", "run.json"]  # no optimizer state left
+    assert sorted(p.name for p in Path(first["checkpoint"]).iterdir()) == ["config.json", "model.safetensors", "tokenizer"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run of the same code must be reused, not trained")
+
+    monkeypatch.setattr(loop, "train", no_training)
+    again = run_job(case, tiny_init, tmp_path)
+    assert again["checkpoint"] == first["checkpoint"] and again["history"] == first["history"]
+    assert again["predictions"] == first["predictions"]
+    monkeypatch.undo()
+    monkeypatch.setattr(resume, "code_fingerprint", lambda: "f" * 64)  # a source file changed
+    trained = []
+    real_train = loop.train
+    monkeypatch.setattr(loop, "train", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    afresh = run_job(case, tiny_init, tmp_path)
+    assert trained == [1] and Path(afresh["checkpoint"]).parent == run_dir
+    assert resume.read_run_record(run_dir)["code_history"] == ["f" * 64]
+
+
+@pytest.mark.integration
+def test_an_interrupted_run_resumes_after_a_code_change(glue, tiny_init, tmp_path, monkeypatch, caplog):
+    from xfm_pipeline.jobs import resume
+
+    case = _mnli_case(glue)
+    task = TASKS["mnli"]
+    real_evaluate = task.evaluate
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed at the step-2 validation")
+
+    monkeypatch.setattr(task, "evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(case, tiny_init, tmp_path, loop={"checkpoint_every": 1})
+    monkeypatch.setattr(task, "evaluate", real_evaluate)
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    old_code = resume.read_run_record(run_dir)["code"]
+    assert (run_dir / "checkpoint-0000001" / "training_state.pt").is_file()
+    monkeypatch.setattr(resume, "code_fingerprint", lambda: "f" * 64)
+    with caplog.at_level("INFO"):
+        result = run_job(case, tiny_init, tmp_path, loop={"checkpoint_every": 1})
+    assert "resumed from" in caplog.text and "checkpoint-0000001 at step 1" in caplog.text
+    assert f"trained so far by code {old_code[:12]} with changed code ffffffffffff" in caplog.text
+    assert Path(result["checkpoint"]).parent == run_dir
+    assert resume.read_run_record(run_dir)["code_history"] == [old_code, "f" * 64]

@@ -80,11 +80,36 @@ def eval_loader(task, split: str, data, tokenizer, params, image_root):
     )
 
 
+def evaluate_splits(task: Task, model, data: dict[str, Any], tokenizer, params: TaskParams, image_root: str, reused: dict[str, list] | None = None):
+    """Predict every evaluation split of ``task`` (all but ``train``) with ``model`` in eval mode and score it.
+
+    ``reused`` maps a split to predictions already made with these weights (not recomputed).
+
+    Returns:
+        (metrics per split, predictions per split)
+    """
+    import torch
+
+    model.eval()
+    metrics, predictions = {}, {}
+    for split in task.splits:
+        if split == "train":
+            continue
+        if split in (reused or {}):
+            predictions[split] = reused[split]
+        else:
+            with torch.no_grad():
+                predictions[split] = task.predict(model, eval_loader(task, split, data, tokenizer, params, image_root), params)
+        metrics[split] = task.evaluate(predictions[split], split, data)
+        log.info("%s %s: %s", task.name, split, metrics[split])
+    return metrics, predictions
+
+
 def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     """Job entry point (every rank)."""
     import torch
 
-    from xfm_pipeline.jobs.resume import prune_runs, run_directory
+    from xfm_pipeline.jobs.resume import finish_run, prune_runs, run_directory, start_run
     from xfm_pipeline.model.checkpoint import load_checkpoint_tokenizer, load_pretrained
     from xfm_pipeline.model.official import official_over_checkpoint
     from xfm_pipeline.tasks.checkpoint import load_task_checkpoint, write_task_checkpoint
@@ -102,6 +127,8 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     output_dir = run_directory(config["output_dir"], {"task": config["task"], **config["params"]}, inputs)
     torch.manual_seed(params.seed)
     accelerator = make_accelerator(params.loop.mixed_precision)
+    start = start_run(output_dir, accelerator.is_main_process)
+    accelerator.wait_for_everyone()
     if official:
         backbone, report = official_over_checkpoint(config["init_dir"], official, image_size=params.image_size)
         log.info("initialised from the official checkpoint %s: %s", official, report.summary())
@@ -112,6 +139,8 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     tokenizer = load_checkpoint_tokenizer(config["init_dir"])
     model = task.build_model(backbone, params, data)
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
+    if on_log is not None:
+        on_log.set_tags(start.tags())
 
     def metadata(directory: Path, trained) -> None:
         write_task_checkpoint(trained, directory, params, tokenizer)
@@ -119,7 +148,13 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     history, selected = [], None
     validated: dict[int, Any] = {}  # step -> val predictions of each validation run in this process
     reused_val = None  # the selected checkpoint's val predictions, when this process computed them
-    if params.loop.max_steps > 0:
+    if start.selected is not None:  # a finished run of this code: its selected weights, evaluated again
+        selected = str(start.selected)
+        history_file = output_dir / "history.json"
+        history = json.loads(history_file.read_text()) if history_file.is_file() else []
+        if accelerator.is_main_process:
+            model = load_task_checkpoint(selected, data)
+    elif params.loop.max_steps > 0:
         train_set = task.dataset("train", data, tokenizer, params, image_root, train=True)
         sampler = StreamSampler(len(train_set), params.batch_size, seed=params.seed, rank=accelerator.process_index, world_size=accelerator.num_processes)
         loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate("train", train=True), num_workers=params.num_workers)
@@ -139,20 +174,11 @@ def run_finetune(config: dict[str, Any]) -> dict[str, Any]:
     if not accelerator.is_main_process:
         return {}
     prune_runs(output_dir, config["keep_runs"])
-    model.eval()
-    metrics, predictions = {}, {}
-    for split in task.splits:
-        if split == "train":
-            continue
-        if split == "val" and reused_val is not None:  # the same weights were validated during training
-            predictions[split] = reused_val
-        else:
-            with torch.no_grad():
-                predictions[split] = task.predict(model, eval_loader(task, split, data, tokenizer, params, image_root), params)
-        metrics[split] = task.evaluate(predictions[split], split, data)
-        log.info("%s %s: %s", task.name, split, metrics[split])
+    reused = {"val": reused_val} if reused_val is not None else {}  # the same weights were validated during training
+    metrics, predictions = evaluate_splits(task, model, data, tokenizer, params, image_root, reused)
     if selected is None:  # evaluation-only run: save the evaluated model for the catalog
         from xfm_pipeline.model.checkpoint import atomic_directory_write
 
         selected = str(atomic_directory_write(output_dir / "evaluated", lambda directory: metadata(directory, model)))
+    finish_run(output_dir, selected)
     return {"metrics": metrics, "predictions": predictions, "history": history, "checkpoint": selected}
