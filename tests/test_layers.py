@@ -26,9 +26,11 @@ LAYERS = {
     "hooks": 7,  # Kedro hooks: MLflow runs and parameters
     "pipelines": 7,  # Kedro wiring and nodes
     "dvc_stages": 7,  # `python -m xfm_pipeline.dvc_stages`: dvc.yaml generated from the task registry
+    "serving": 6,  # MLflow pyfunc model and registry around predict, `mlflow models serve`
     "reporting": 6,  # report building blocks (tables, plots, drawings), used by pipelines
     "datasets": 6,  # Kedro datasets of this project, named in the catalog
     "jobs": 5,  # model + data + objective + loop, in-process or on every torchrun rank
+    "predict": 5,  # a trained task checkpoint called on raw inputs (Predictor)
     "tracking": 5,  # MLflow step logger and run keys, handed to the loop by jobs and hooks
     "tasks": 4,  # one module per downstream task: head, loss, predict, evaluate
     "objectives": 3,  # pretraining losses as functions of tensors

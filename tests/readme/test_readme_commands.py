@@ -110,6 +110,13 @@ class Covered:
 DVC_TEST = "tests/dvc/test_dvc_repro.py::test_dvc_repro_runs_the_chain_then_does_nothing_then_only_the_changed_task"
 DVC_CHAIN = "`dvc repro` runs every stage (`kedro run --pipelines <name>` for every pipeline of the chain)"
 
+PAPER_RUN = "tests/conf/test_paper_env.py::test_paper_environment_runs_pretraining_and_vqa_on_the_shapes_world"
+PAPER_RUN_WHAT = "pretrain_shards, model_init, pretrain and finetune_vqa in the paper environment (shapes world, steps shrunk)"
+PAPER_CONF = "tests/conf/test_paper_env.py::test_every_finetune_pipeline_validates_and_no_block_is_orphaned"
+PAPER_CONF_WHAT = "the paper environment's blocks of every pipeline validate (its catalog, stages and steps: the module's other tests)"
+
+SERVING_TEST = "tests/serving/test_vqa_serving.py::test_served_answers_equal_the_predictor"
+
 COMMANDS: dict[str, tuple] = {
     # Quick start
     "make demo": (DryMake(), Covered(DVC_TEST, "the demo chain (every pipeline of `kedro run`) on a miniature world, stage by stage")),
@@ -152,6 +159,35 @@ COMMANDS: dict[str, tuple] = {
         Covered("tests/pipelines/test_model_init.py::test_kedro_session_writes_a_loadable_checkpoint", "runs the model_init pipeline in a Kedro session"),
         Covered("tests/model/test_official.py::test_official_file_round_trip", "imports an official-format .th file"),
     ),
+    # reproducing the paper (conf/paper)
+    "kedro run --env paper --pipeline data_validation": (Check("check_kedro_run"), Covered(PAPER_CONF, PAPER_CONF_WHAT)),
+    "kedro run --env paper --pipeline pretrain_shards": (Check("check_kedro_run"), Covered(PAPER_RUN, PAPER_RUN_WHAT)),
+    "kedro run --env paper --pipeline model_init": (Check("check_kedro_run"), Covered(PAPER_RUN, PAPER_RUN_WHAT)),
+    "kedro run --env paper --pipeline pretrain --params pretrain.distributed.node_rank=1": (Check("check_kedro_run"), Covered(PAPER_RUN, PAPER_RUN_WHAT)),
+    "kedro run --env paper --pipelines pretrain_bbox,finetune_grounding": (Check("check_kedro_run"), Covered(PAPER_CONF, PAPER_CONF_WHAT)),
+    "kedro run --env paper --pipeline finetune_vqa": (Check("check_kedro_run"), Covered(PAPER_RUN, PAPER_RUN_WHAT)),
+    "kedro run --env paper --pipelines finetune_nlvr,finetune_retrieval_coco,eval_retrieval_zeroshot,finetune_captioning": (
+        Check("check_kedro_run"),
+        Covered(PAPER_CONF, PAPER_CONF_WHAT),
+    ),
+    "kedro run --env paper --pipelines finetune_glue_cola,finetune_glue_sst2,finetune_glue_mrpc,finetune_glue_qqp,finetune_glue_stsb,finetune_glue_mnli,finetune_glue_qnli,finetune_glue_rte": (
+        Check("check_kedro_run"),
+        Covered(PAPER_CONF, PAPER_CONF_WHAT),
+    ),
+    "kedro run --env paper --pipelines finetune_imagenet,linear_probe_imagenet": (Check("check_kedro_run"), Covered(PAPER_CONF, PAPER_CONF_WHAT)),
+    "kedro run --env paper --pipelines data_validation,finetune_retrieval_flickr": (Check("check_kedro_run"), Covered(PAPER_CONF, PAPER_CONF_WHAT)),
+    "kedro run --env paper --pipeline report": (Check("check_kedro_run"), Covered(PAPER_CONF, PAPER_CONF_WHAT)),
+    # use a trained model
+    "kedro run --pipeline predict_vqa": (Check("check_kedro_run"),),
+    "kedro run --pipeline evaluate_finetune_vqa": (Check("check_kedro_run"),),
+    "mlflow models serve -m models:/xfm-vqa/latest --env-manager local -h 127.0.0.1 -p 5001": (
+        Help(),
+        Covered(SERVING_TEST, "starts this command (on a free port) for a tiny VQA model the finetune_vqa pipeline registered"),
+    ),
+    'curl -s http://127.0.0.1:5001/invocations -H \'Content-Type: application/json\' -d "{\\"dataframe_records\\": [{\\"image\\": \\"$(base64 -w0 data/01_raw/shapes_world/images/test/001801.jpg)\\", \\"question\\": \\"what color is the triangle?\\"}]}"': (
+        Covered(SERVING_TEST, "posts dataframe_records (image as base64, question) to the server's /invocations"),
+    ),
+    "python benchmarks/serve_latency.py --checkpoint data/06_models/finetune_vqa": (Help(),),
     # scaling out
     "kedro run --pipeline pretrain --params pretrain.distributed.node_rank=1": (
         Check("check_multi_node_pretrain"),
@@ -180,6 +216,7 @@ COMMANDS: dict[str, tuple] = {
         Help(),
         Covered("tests/benchmarks/test_pretrain_step.py::test_steps_alternate_and_each_gets_its_own_window", "the interleaved timing of --reference"),
     ),
+    "python benchmarks/paper_compute.py": (Help(),),
     "python benchmarks/vision_stem.py --steps 300": (Help(),),
     "python benchmarks/vqa_blind_baseline.py --checkpoint data/06_models/finetune_vqa --split test": (Help(),),
     "python benchmarks/blind_baselines.py --captioning-checkpoint data/06_models/finetune_captioning": (Help(),),
