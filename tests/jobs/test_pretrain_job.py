@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -167,20 +167,32 @@ def test_killed_run_restarts_to_the_same_parameters(pretrain_world, init_dir, tm
 
 
 @pytest.mark.system  # torchrun, 2 processes
-@pytest.mark.timeout(600)  # two 2-process launches: ~55 s on a busy 2-core machine
+@pytest.mark.timeout(900)  # three 2-process launches, one killed: ~90 s on a busy 2-core machine
 def test_fsdp_run_resumes_from_its_gathered_checkpoint(pretrain_world, init_dir, tmp_path):
     streams, objectives = ("image_text", "text_only"), {"itm": 0.0}
     dist = DistributedConfig(nproc_per_node=2, rdzv_endpoint="127.0.0.1:29534")
-    params = _params(tmp_path / "fsdp", steps=4, checkpoint_every=2, streams=streams, objectives=objectives, sharding="fsdp")
-    full = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", _config(pretrain_world, init_dir, params), tmp_path / "job", dist)
-    final = Path(full["final_checkpoint"])
-    state = torch.load(final.parent / "checkpoint-0000002" / "training_state.pt", weights_only=True)
-    assert state["step"] == 2 and state["optimizer"]["state"]  # the gathered (unsharded) AdamW moments
-    first = _weights(final)
-    shutil.rmtree(final)  # as if the run had been killed after step 2
+    params = _params(tmp_path / "fsdp", steps=6, checkpoint_every=2, streams=streams, objectives=objectives, sharding="fsdp")
+    full_params = {**params, "output_dir": str(tmp_path / "full")}
+    full = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", _config(pretrain_world, init_dir, full_params), tmp_path / "full_job", dist)
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"job": "xfm_pipeline.jobs.pretrain:run_pretraining", "config": _config(pretrain_world, init_dir, params)}))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone", "-m", "xfm_pipeline.training.worker", str(job)]
+    proc = subprocess.Popen(torchrun, env=dict(os.environ, XFM_MLFLOW="0"))
+    deadline = time.time() + 240
+    while not list((tmp_path / "fsdp").glob("run-*/checkpoint-0000002")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.fail("the run finished before it could be killed; make it longer")
+    for process in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:  # both ranks, then torchrun
+        process.kill()
+    proc.wait()
+    latest = sorted((tmp_path / "fsdp").glob("run-*/checkpoint-*"))[-1]  # step 2, or 4 if it got that far
+    assert latest.name != "checkpoint-0000006"
+    state = torch.load(latest / "training_state.pt", weights_only=True)
+    assert state["step"] == int(latest.name[-7:]) and state["optimizer"]["state"]  # the gathered (unsharded) AdamW moments
     resumed = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", _config(pretrain_world, init_dir, params), tmp_path / "job", dist)
-    assert resumed["resumed_from"].endswith("checkpoint-0000002")
-    again = _weights(resumed["final_checkpoint"])
+    assert resumed["resumed_from"] == str(latest)
+    first, again = _weights(full["final_checkpoint"]), _weights(resumed["final_checkpoint"])
     for key in first:
         atol = 1e-5 if key.endswith("key.bias") else 1e-6  # see test_killed_run_restarts_to_the_same_parameters
         torch.testing.assert_close(again[key], first[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
