@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from xfm_pipeline.model.presets import ROBERTA_BASE
+
 BEIT_FORMATS = ("original", "timm")
 BEIT_V2_VOCAB = 8192  # visual tokens of the VQ-KD tokenizer: rows of the release's MIM ``lm_head``
 BEIT_V2_CLS_PT_LAYERS = 2  # the release's CLS-pretraining head blocks (``--early_layers 9 --head_layers 2``)
@@ -116,19 +118,8 @@ def write_beit_v2(path: str | Path, fmt: str = "original", image_size: int = 224
     return path
 
 
-ROBERTA_BASE_CONFIG = {
-    "vocab_size": 50265,
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "max_position_embeddings": 514,
-    "type_vocab_size": 1,
-    "layer_norm_eps": 1e-5,
-    "pad_token_id": 1,
-    "bos_token_id": 0,
-    "eos_token_id": 2,
-}
+# roberta-base's architecture, as the base preset builds it (model_type dropped: RobertaConfig sets it)
+ROBERTA_BASE_CONFIG = {k: v for k, v in ROBERTA_BASE.items() if k != "model_type"}
 ROBERTA_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4; roberta-base: 0, 1, 2, 3 (and 50264)
 
 
