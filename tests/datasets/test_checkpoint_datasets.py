@@ -56,3 +56,15 @@ def test_loading_or_saving_something_that_is_not_a_checkpoint_names_the_director
     assert not (tmp_path / "out").exists()
     with pytest.raises(NotADirectoryError, match="missing: not a directory"):
         DirectoryDataset(path=str(tmp_path / "out")).save(str(tmp_path / "missing"))
+
+
+def test_the_weights_share_one_copy_on_disk_with_the_run_and_outlive_it(tmp_path):
+    import shutil
+
+    source = run_checkpoint(tmp_path / "run" / "best")
+    target = tmp_path / "data" / "06_models" / "finetune_vqa"
+    XFMCheckpointDataset(path=str(target)).save(str(source))
+    assert (target / "model.safetensors").stat().st_ino == (source / "model.safetensors").stat().st_ino  # hard link
+    assert (target / "config.json").stat().st_ino != (source / "config.json").stat().st_ino  # small files copied
+    shutil.rmtree(tmp_path / "run")  # the run directory pruned later
+    assert (target / "model.safetensors").read_bytes() == b"weights"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from kedro.io import AbstractDataset
 
 def copy_model_files(source: Path, target: Path) -> None:
     """Copy the model files of checkpoint directory ``source`` (config, weights, tokenizer) into ``target``
-    atomically: a training run's optimizer state and other scratch files stay behind (the weights are
-    written once).
+    atomically: a training run's optimizer state and other scratch files stay behind. The weights are
+    hard-linked when both sides are on one filesystem (checkpoint files are written once, never changed in
+    place, so the run directory and the catalog share one copy on disk), and copied otherwise.
 
     Raises:
         NotADirectoryError: ``source`` is not a directory.
@@ -27,10 +29,19 @@ def copy_model_files(source: Path, target: Path) -> None:
             path = source / name
             if path.is_dir():
                 shutil.copytree(path, tmp / name)
+            elif name == WEIGHTS_NAME and path.is_file():
+                _link_or_copy(path, tmp / name)
             elif path.is_file():
                 shutil.copy2(path, tmp / name)
 
     atomic_directory_write(target, write)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not supported
+        shutil.copy2(source, target)
 
 
 class DirectoryDataset(AbstractDataset):
