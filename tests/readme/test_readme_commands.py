@@ -121,7 +121,10 @@ COMMANDS: dict[str, tuple] = {
     # Quick start
     "make demo": (DryMake(), Covered(DVC_TEST, "the demo chain (every pipeline of `kedro run`) on a miniature world, stage by stage")),
     "make test": (DryMake(), CI()),
-    "make gpu-check": (DryMake(), Covered("tests/gpu/test_gpu_chain.py::test_the_chain_trains_and_evaluates_on_the_gpu_in_bf16", "its GPU chain test (skipped without CUDA)")),
+    "make gpu-check": (
+        DryMake(),
+        Covered("tests/gpu/test_gpu_chain.py::test_the_chain_trains_and_evaluates_on_the_gpu_in_bf16", "its GPU chain test (skipped without CUDA)"),
+    ),
     # command convention
     "source .venv/bin/activate": (Check("check_activate"),),
     "export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 KEDRO_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 GX_ANALYTICS_ENABLED=false": (
