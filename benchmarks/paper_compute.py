@@ -77,39 +77,13 @@ def synthetic_records(stream: str, n: int, seed: int = 0) -> list[dict]:
 
 
 def stream_batch(stream: str, batch_size: int, sp, model, tokenizer) -> dict:
-    """One collated batch of ``stream`` from the pretraining job's sample builders (``data.pretrain_datasets``,
-    set up as ``jobs.pretrain`` sets them up for a stream with the settings ``sp``), on synthetic records."""
+    """One collated batch of ``stream`` from the pretraining job's own sample builder
+    (``jobs.pretrain.sample_builder`` with the settings ``sp``), on synthetic records."""
     from xfm_pipeline.data import pretrain_datasets as pd
     from xfm_pipeline.data.formats.pretrain import parse_corpus
-    from xfm_pipeline.data.masking import BlockMaskGenerator, TextMasker, scaled_mask_sizes
-    from xfm_pipeline.data.transforms import pretrain_transform, randaugment_color_transform
+    from xfm_pipeline.jobs.pretrain import sample_builder
 
-    records = parse_corpus(synthetic_records(stream, batch_size), stream)
-    vision = model.config.vision
-    text = pd.TextSettings(max_words=sp.max_words, max_tokens=sp.max_tokens, apply_pre_caption=stream != "text_only")
-    masker = TextMasker(tokenizer, mask_prob=sp.mask_prob, max_masks=sp.max_masks)
-    num_masked, min_block = scaled_mask_sizes(vision.num_patches)  # 75 of 196 patches, blocks >= 16
-    patches = BlockMaskGenerator(vision.grid_size, num_masked, min_num_patches=min_block)
-    if stream == "image_text":
-        dataset = pd.ImageTextDataset(records, None, pretrain_transform(vision.image_size), tokenizer, masker, patches, text)
-    elif stream == "region_text":
-        dataset = pd.RegionTextDataset(
-            records,
-            None,
-            vision.image_size,
-            vision.patch_size,
-            randaugment_color_transform(),
-            tokenizer,
-            masker,
-            text,
-            texts_per_image=sp.texts_per_image,
-            fusion_texts_per_image=sp.fusion_texts_per_image,
-            augment=sp.augment,
-        )
-    elif stream == "image_only":
-        dataset = pd.ImageOnlyDataset(records, None, pretrain_transform(vision.image_size), patches)
-    else:
-        dataset = pd.TextOnlyDataset(records, tokenizer, masker, text)
+    dataset = sample_builder(stream, sp, model, tokenizer, parse_corpus(synthetic_records(stream, batch_size), stream))
     return pd.collate(stream)([dataset[(i, i)] for i in range(batch_size)])
 
 

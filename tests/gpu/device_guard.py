@@ -32,13 +32,15 @@ def only_on(device_type: str, limit: int = 10) -> Iterator[list[str]]:
     ``device_type``; raise :class:`WrongDevice` listing the first ``limit`` on exit. Yields the list."""
     problems: list[str] = []
 
-    def check(module: torch.nn.Module, args, kwargs) -> None:
+    def check(module: torch.nn.Module, args) -> None:
+        """The global pre-hook gets positional inputs only; keyword inputs are caught through the parameters
+        and positional inputs of the modules they reach."""
         name = type(module).__name__
         own = itertools.chain(module.named_parameters(recurse=False), module.named_buffers(recurse=False))
         problems.extend(f"{name}.{key} on {t.device}" for key, t in own if t.device.type != device_type)
-        problems.extend(f"{name} input {tuple(t.shape)} on {t.device}" for t in _tensors((args, kwargs)) if t.dim() > 0 and t.device.type != device_type)
+        problems.extend(f"{name} input {tuple(t.shape)} on {t.device}" for t in _tensors(args) if t.dim() > 0 and t.device.type != device_type)
 
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(_with_kwargs(check))
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
     try:
         yield problems
     finally:
@@ -46,13 +48,3 @@ def only_on(device_type: str, limit: int = 10) -> Iterator[list[str]]:
     if problems:
         unique = list(dict.fromkeys(problems))
         raise WrongDevice(f"{len(unique)} tensors off {device_type} in module calls, e.g.:\n" + "\n".join(unique[:limit]))
-
-
-def _with_kwargs(check):
-    """The global pre-hook receives (module, args); keyword tensors are checked through the module's own
-    parameters and the positional ones here."""
-
-    def hook(module, args):
-        check(module, args, {})
-
-    return hook

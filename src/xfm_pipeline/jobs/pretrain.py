@@ -151,26 +151,25 @@ def _read_records(path: Path, stream: str) -> list:
     return parse_corpus(objects, stream, source=str(path))
 
 
-def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: PretrainParams, seed, accelerator, offset):
+def sample_builder(name: str, sp: StreamParams, model, tokenizer, records=()):
+    """The sample builder of stream ``name`` (a ``data.pretrain_datasets`` dataset over ``records``, no image
+    root: images come as bytes) with the stream's text settings, MLM masker and block-wise MIM masker."""
     from xfm_pipeline.data import pretrain_datasets as pd
     from xfm_pipeline.data.masking import BlockMaskGenerator, TextMasker, scaled_mask_sizes
     from xfm_pipeline.data.transforms import eval_transform, pretrain_transform, randaugment_color_transform
-    from xfm_pipeline.training.loop import Stream
-    from xfm_pipeline.training.streams import LaneDataset, LaneLoader, StreamLayout, StreamPosition
 
-    if name != "region_text" and not sp.augment:
-        raise ValueError(f"pretrain.{name}.augment: only region_text can switch its augmentation off")
+    records = list(records)
     vision = model.config.vision
     text = pd.TextSettings(max_words=sp.max_words, max_tokens=sp.max_tokens, apply_pre_caption=name != "text_only")
     text_masker = TextMasker(tokenizer, mask_prob=sp.mask_prob, max_masks=sp.max_masks)
     num_masked, min_block = scaled_mask_sizes(vision.num_patches)  # 75 of 196, blocks >= 16, scaled
     patch_masker = BlockMaskGenerator(vision.grid_size, num_masked, min_num_patches=min_block)
-    if name == "image_text":  # sample builders: images come as bytes from the stream's sources (no image root)
-        builder = pd.ImageTextDataset([], None, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
-    elif name == "region_text":
+    if name == "image_text":
+        return pd.ImageTextDataset(records, None, pretrain_transform(vision.image_size), tokenizer, text_masker, patch_masker, text)
+    if name == "region_text":
         colour = randaugment_color_transform() if sp.augment else eval_transform(vision.image_size)
-        builder = pd.RegionTextDataset(
-            [],
+        return pd.RegionTextDataset(
+            records,
             None,
             vision.image_size,
             vision.patch_size,
@@ -182,10 +181,19 @@ def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: Pre
             fusion_texts_per_image=sp.fusion_texts_per_image,
             augment=sp.augment,
         )
-    elif name == "image_only":
-        builder = pd.ImageOnlyDataset([], None, pretrain_transform(vision.image_size), patch_masker)
-    else:
-        builder = pd.TextOnlyDataset([], tokenizer, text_masker, text)
+    if name == "image_only":
+        return pd.ImageOnlyDataset(records, None, pretrain_transform(vision.image_size), patch_masker)
+    return pd.TextOnlyDataset(records, tokenizer, text_masker, text)
+
+
+def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: PretrainParams, seed, accelerator, offset):
+    from xfm_pipeline.data import pretrain_datasets as pd
+    from xfm_pipeline.training.loop import Stream
+    from xfm_pipeline.training.streams import LaneDataset, LaneLoader, StreamLayout, StreamPosition
+
+    if name != "region_text" and not sp.augment:
+        raise ValueError(f"pretrain.{name}.augment: only region_text can switch its augmentation off")
+    builder = sample_builder(name, sp, model, tokenizer)  # images come as bytes from the stream's sources
     try:
         layout = StreamLayout(sp.lanes, sp.batch_size, sp.shuffle_buffer, seed * 31 + offset)
         position = StreamPosition()
