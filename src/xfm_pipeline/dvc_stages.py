@@ -1,8 +1,10 @@
-"""Generate the fine-tune and report stages of ``dvc.yaml`` from the task registry.
+"""Generate the fine-tune and report stages of ``dvc.yaml``, and the ablation's own ``dvc.yaml``, from the task registry.
 
 ``python -m xfm_pipeline.dvc_stages`` rewrites the part of ``dvc.yaml`` between the two marker lines
-(one stage per registered task pipeline, then the report stage that reads them all); ``--check`` exits
-with status 1 when the committed file differs from what would be written. Data and checkpoint paths come
+(one stage per registered task pipeline, then the report stage that reads them all) and writes
+``experiments/ablation/dvc.yaml`` (:data:`ABLATION_DVC`: a file of its own, so a plain ``dvc repro`` never
+starts the hour-long ablation; ``dvc repro experiments/ablation/dvc.yaml`` does); ``--check`` exits
+with status 1 when a committed file differs from what would be written. Data and checkpoint paths come
 from the Kedro catalog, parameter blocks from the pipeline's layers, so adding a task never means editing
 ``dvc.yaml`` by hand (docs/design.md#tasks).
 """
@@ -29,6 +31,8 @@ FINETUNE_CODE = (
     "src/xfm_pipeline/pipelines/finetune",
 )
 REPORT_CODE = ("src/xfm_pipeline/reporting", "src/xfm_pipeline/pipelines/report")
+ABLATION_DVC = Path("experiments/ablation/dvc.yaml")
+ABLATION_PARAMS = "conf/base/parameters_ablation.yml"
 
 
 def catalog_paths(project: Path) -> Callable[[str], str]:
@@ -73,26 +77,32 @@ def finetune_stage(name: str, path_of: Callable[[str], str]) -> list[str]:
     out = [f"  {name}:", f"    cmd: kedro run --pipelines {name}", "    deps:", *_lines(deps, 6)]
     out += ["    params:", f"      - {SHARED_PARAMS}:", "          - image_root", f"      - {FINETUNE_PARAMS}:", *_lines(list(pipe.param_layers()), 10)]
     out += ["    outs:", *_lines([path_of(f"{name}_task_checkpoint"), _data_dir(path_of(f"{name}_predictions"))], 6)]
-    out += [f"      - {path_of(f'{name}_history')}:", "          cache: false"]
-    out += ["    metrics:", f"      - {path_of(f'{name}_metrics')}:", "          cache: false"]
+    for kind in ("history", "metrics"):  # every metric of every split: read by the report, not DVC metrics
+        out += [f"      - {path_of(f'{name}_{kind}')}:", "          cache: false"]
     return out
 
 
 def report_stage(path_of: Callable[[str], str]) -> list[str]:
-    """The ``dvc.yaml`` lines of the report stage: every pipeline's metrics and history, the predictions
-    and validated records of the pipelines whose examples are drawn."""
+    """The ``dvc.yaml`` lines of the report stage: every pipeline's metrics and history, the validated data of
+    every pipeline (blind baselines; drawn examples), the predictions of the pipelines whose examples are drawn,
+    the pretraining stages' metrics. Its metrics are the ``dvc_scores`` directory
+    (:mod:`xfm_pipeline.reporting.scores`), the project's only DVC metrics: few columns, one row per file.
+
+    ``ablation_table`` is not a dependency: it exists only after ``kedro run --pipeline ablation``.
+    """
+    from xfm_pipeline.pipelines.report.pipeline import PRETRAINING
     from xfm_pipeline.tasks.registry import PIPELINES
 
     deps = [path_of(f"{name}_{kind}") for name in PIPELINES for kind in ("metrics", "history")]
-    drawn = {name: (spec, pipe) for name, (spec, pipe) in PIPELINES.items() if spec.examples is not None}
+    drawn = [name for name, (spec, _) in PIPELINES.items() if spec.examples is not None]
     deps += [_data_dir(path_of(f"{name}_predictions")) for name in drawn]
-    deps += sorted({_data_dir(path_of(pipe.data[key])) for spec, pipe in drawn.values() for key in spec.examples.data if key in pipe.data})
-    deps += [path_of("pretrain_metrics"), path_of("pretrain_history"), *REPORT_CODE]
+    deps += sorted({_data_dir(path_of(dataset)) for _, pipe in PIPELINES.values() for dataset in pipe.data.values()})
+    deps += [path_of(f"{stage}_metrics") for stage in PRETRAINING] + [path_of("pretrain_history"), *REPORT_CODE]
     out = ["  report:", "    cmd: kedro run --pipelines report", "    deps:", *_lines(deps, 6)]
     out += ["    params:", f"      - {SHARED_PARAMS}:", "          - image_root", "    outs:"]
-    for output in ("report_site", "results_table"):
+    for output in ("report_site", "results_table", "results_json"):
         out += [f"      - {path_of(output)}:", "          cache: false"]
-    out += ["    metrics:", f"      - {path_of('results_json')}:", "          cache: false"]
+    out += ["    metrics:", f"      - {path_of('dvc_scores')}:", "          cache: false"]
     return out
 
 
@@ -106,6 +116,41 @@ def generated_block(project: Path) -> str:
         lines += finetune_stage(name, path_of) + [""]
     lines += report_stage(path_of)
     return BEGIN + "\n".join(lines) + "\n" + END
+
+
+def ablation_file(project: Path) -> str:
+    """The whole of :data:`ABLATION_DVC`: one stage running ``kedro run --pipeline ablation`` from the project
+    root on the starting checkpoints and every row's validated data; its outputs are the table, markdown and plot
+    (the report it re-renders belongs to the ``report`` stage of ``dvc.yaml``)."""
+    from xfm_pipeline.pipelines.ablation import ROWS, STARTS
+    from xfm_pipeline.tasks.registry import get_pipeline
+
+    path_of = catalog_paths(project)
+    up = "/".join(".." for _ in ABLATION_DVC.parent.parts)
+    deps = [path_of(dataset) for dataset in STARTS.values()]
+    deps += sorted({_data_dir(path_of(dataset)) for row in ROWS for dataset in get_pipeline(row)[1].data.values()})
+    deps += ["src/xfm_pipeline/tasks", *(c for c in FINETUNE_CODE if not c.startswith("src/xfm_pipeline/tasks/")), "src/xfm_pipeline/pipelines/ablation"]
+    blocks = sorted({block for row in ROWS for block in get_pipeline(row)[1].param_layers()}, key=lambda b: (b != "finetune_defaults", b))
+    lines = [
+        f"# Generated by `python -m xfm_pipeline.dvc_stages`: do not edit. Run with `dvc repro {ABLATION_DVC.as_posix()}`.",
+        "stages:",
+        "  ablation:",
+        f"    wdir: {up}",
+        "    cmd: kedro run --pipelines ablation",
+        "    deps:",
+        *_lines(deps, 6),
+        "    params:",
+        f"      - {SHARED_PARAMS}:",
+        "          - image_root",
+        f"      - {ABLATION_PARAMS}:",
+        "          - ablation",
+        f"      - {FINETUNE_PARAMS}:",
+        *_lines(blocks, 10),
+        "    outs:",
+    ]
+    for output in ("ablation_table", "ablation_markdown", "ablation_plot"):
+        lines += [f"      - {path_of(output)}:", "          cache: false"]
+    return "\n".join(lines) + "\n"
 
 
 def render(project: Path) -> str:
@@ -123,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="project root (default: the working directory)")
     parser.add_argument("--check", action="store_true", help="exit 1 when dvc.yaml is not what would be written")
     args = parser.parse_args(argv)
-    expected = render(args.project)
-    current = (args.project / "dvc.yaml").read_text()
+    files = {args.project / "dvc.yaml": render(args.project), args.project / ABLATION_DVC: ablation_file(args.project)}
     if args.check:
-        if current != expected:
-            print("dvc.yaml is out of date: run `python -m xfm_pipeline.dvc_stages`", file=sys.stderr)
+        stale = [str(path) for path, text in files.items() if not path.is_file() or path.read_text() != text]
+        if stale:
+            print(f"{', '.join(stale)} out of date: run `python -m xfm_pipeline.dvc_stages`", file=sys.stderr)
             return 1
         return 0
-    (args.project / "dvc.yaml").write_text(expected)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The report pipeline with the project's catalog: tolerant inputs, atomic report directory, and a run
-where only one fine-tune pipeline has been run (the others are listed as not run)."""
+"""The report pipeline with the project's catalog: tolerant inputs (pipelines and the ablation not run), atomic
+report directory, and runs where only one fine-tune pipeline has been run (the others are listed as not run),
+with and without the ablation table."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def test_report_consumes_every_fine_tune_output_as_an_edge():
             assert f"{name}_{kind}" in report.inputs(), (name, kind)  # ordered after the fine-tunes
     from xfm_pipeline.pipeline_registry import register_pipelines
 
+    assert isinstance(catalog.get("ablation_table"), OptionalJSONDataset) and "ablation_table" in report.inputs()
     default = register_pipelines()["__default__"]
     order = [n.name for n in default.nodes]
     assert max(order.index(f"{name}.finetune") for name in PIPELINES) < order.index("report.build_results_table")
@@ -72,8 +74,31 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data))
 
 
+def write_validated_data() -> None:
+    """Validated records of every task: a grounding split with one expression, the others empty (no baseline)."""
+    write_json(
+        Path("data/02_intermediate/grounding/refcoco+.json"),
+        [
+            {"image": "val/000001.jpg", "text": "the square", "bbox": [8, 8, 20, 20], "ref_id": 1, "split": "val"},
+            {"image": "train/000002.jpg", "text": "the circle", "bbox": [8, 8, 20, 20], "ref_id": 2, "split": "train"},
+        ],
+    )
+    for task, split in [(t, s) for t in ("vqa", "retrieval", "captioning", "nlvr") for s in ("train", "val", "test")] + [
+        ("vqa", "answer_list"),
+        ("nlvr", "dev"),
+    ]:
+        write_json(Path(f"data/02_intermediate/{task}/{split}.json"), [])
+    for split in ("val_gt", "test_gt"):
+        write_json(Path(f"data/02_intermediate/captioning/{split}.json"), {"images": [], "annotations": []})
+    write_json(Path("data/02_intermediate/imagenet/manifest.json"), [])
+    Path("data/02_intermediate/glue/SST-2").mkdir(parents=True)
+    Path("data/02_intermediate/glue/SST-2/train.tsv").write_text("sentence\tlabel\na\t1\n")
+
+
 @pytest.mark.integration  # the report pipeline run on the project's catalog
-def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("with_ablation", [False, True])
+def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch, with_ablation):
+    from ablation_fixture import TABLE
     from kedro.runner import SequentialRunner
 
     monkeypatch.chdir(tmp_path)  # the catalog's paths are relative to the project root
@@ -82,21 +107,21 @@ def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
     Image.new("RGB", (48, 48), (240, 240, 240)).save(root / "val/000001.jpg")
     history = [{"image_text/loss_itc": 2.0 - 0.01 * s, "image_text/loss": 3.0 - 0.01 * s, "step": s} for s in range(1, 41)]
     write_json(Path("data/08_reporting/pretrain_history.json"), history)
-    write_json(Path("data/08_reporting/pretrain_metrics.json"), {"losses": {"image_text/loss_itc": {"first": 2.0, "last": 1.6}}})
+    write_json(
+        Path("data/08_reporting/pretrain_metrics.json"),
+        {"losses": {"image_text/loss": {"first": 3.0, "last": 2.6}, "image_text/loss_itc": {"first": 2.0, "last": 1.6}}},
+    )
+    write_json(Path("data/08_reporting/pretrain_vision_metrics.json"), {"losses": {"region_text/loss": {"first": 2.0, "last": 0.9}}})
+    write_json(Path("data/08_reporting/pretrain_bbox_metrics.json"), {"step": 0, "resumed_from": None, "losses": {}})
     write_json(Path("data/08_reporting/metrics/finetune_grounding.json"), {"val/grounding_acc": 50.0})
     write_json(Path("data/08_reporting/history/finetune_grounding.json"), [{"train/loss": 1.0 / s, "step": s} for s in range(1, 11)])
     write_json(
         Path("data/07_model_output/finetune_grounding/predictions.json"),
         {"val": [{"index": 0, "ref_id": 1, "image": "val/000001.jpg", "text": "the square", "pred_bbox": [10, 10, 20, 20]}]},
     )
-    write_json(
-        Path("data/02_intermediate/grounding/refcoco+.json"),
-        [{"image": "val/000001.jpg", "text": "the square", "bbox": [8, 8, 20, 20], "ref_id": 1, "split": "val"}],
-    )
-    for task, split in [("vqa", "val"), ("vqa", "test"), ("retrieval", "val"), ("retrieval", "test"), ("captioning", "val"), ("captioning", "test")]:
-        write_json(Path(f"data/02_intermediate/{task}/{split}.json"), [])
-    for split in ("val_gt", "test_gt"):
-        write_json(Path(f"data/02_intermediate/captioning/{split}.json"), {"images": [], "annotations": []})
+    write_validated_data()
+    if with_ablation:
+        write_json(Path("data/08_reporting/ablation.json"), TABLE)
 
     catalog = project_catalog()
     catalog["params:image_root"] = str(root)
@@ -109,9 +134,20 @@ def test_report_runs_when_only_grounding_was_run(tmp_path, monkeypatch):
     shipped = {p.relative_to(report).as_posix() for p in report.rglob("*.png")}
     assert shipped == set(re.findall(r'<img src="([^"]+)"', page))
     assert {"plots/pretrain_losses.png", "plots/finetune_losses.png", "plots/headline_metrics.png", "examples/finetune_grounding_01.png"} <= shipped
+    assert ("plots/ablation.png" in shipped) == with_ablation
     not_run = sorted(set(PIPELINES) - {"finetune_grounding"})
     for name in not_run:
         assert f"<code>{name}</code>" in page, name
-    assert json.loads(Path("data/08_reporting/results.json").read_text())["not_run"] == not_run
-    assert "<td>finetune_grounding</td><td>val/grounding_acc</td><td class=num>50.00</td>" in page
-    assert "## Pipelines not run" in Path("data/08_reporting/results.md").read_text()
+    results = json.loads(Path("data/08_reporting/results.json").read_text())
+    assert results["not_run"] == not_run
+    assert "<td>finetune_grounding</td><td>val/grounding_acc</td><td class=num>50.00</td>" in page  # the collapsed full list
+    assert "<td>finetune_grounding</td><td>val/grounding_acc</td><td class=num>50.00</td><td>100.00 mean training box</td>" in page  # summary
+    markdown = Path("data/08_reporting/results.md").read_text()
+    assert "## Pipelines not run" in markdown
+    if with_ablation:
+        assert results["ablation"] == TABLE and "+5.00 vs init; +2.00 vs warm-up" in markdown
+        assert "<td>finetune_vqa</td><td>test/vqa_acc</td><td class=num>40.00 ± 1.00</td>" in page
+    else:
+        assert results["ablation"] is None and "Not run: run `kedro run --pipeline ablation`." in markdown
+    scores = {p.name: json.loads(p.read_text()) for p in Path("data/08_reporting/scores").iterdir()}
+    assert scores == {"finetune_grounding.json": {"val": 50.0}, "pretrain.json": {"image_text": 2.6}, "pretrain_vision.json": {"region_text": 0.9}}

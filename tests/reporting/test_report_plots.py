@@ -18,13 +18,13 @@ from xfm_pipeline.reporting.plots import finetune_loss_curves, metric_bars, pret
 def figures(monkeypatch) -> list:
     """The matplotlib figures the plotting functions draw, captured where they are turned into PNG bytes."""
     drawn = []
-    to_png = plots._png
+    to_png = plots.png
 
     def capture(fig) -> bytes:
         drawn.append(fig)
         return to_png(fig)
 
-    monkeypatch.setattr(plots, "_png", capture)
+    monkeypatch.setattr(plots, "png", capture)
     return drawn
 
 
@@ -105,7 +105,7 @@ def test_finetune_loss_curves_skip_pipelines_without_training_loss(figures):
 def test_metric_bars_draw_values_and_not_run_rows(figures):
     entries = [("finetune_vqa", None, None), ("finetune_nlvr", "test/nlvr_acc", 55.0), ("finetune_glue_cola", "val/matthews_correlation", -12.5)]
     width, height = png_size(metric_bars(entries))
-    assert width == 850 and height == round((0.9 + 0.32 * 3) * 100)
+    assert width == 850 and height == round((1.3 + 0.32 * 3) * 100)
     (ax,) = figures[-1].axes
     assert [bar.get_width() for bar in ax.patches] == [0.0, 55.0, -12.5]
     assert [to_hex(bar.get_facecolor()) for bar in ax.patches] == ["#ffffff", "#4c72b0", "#4c72b0"]  # a not-run row shows no bar
@@ -117,6 +117,18 @@ def test_metric_bars_draw_values_and_not_run_rows(figures):
     assert [text.get_text() for text in ax.texts] == ["not run", "55.00", "-12.50"]
     assert ax.yaxis_inverted()  # the first entry on top
     assert ax.get_xlim() == pytest.approx((-12.5 * 1.1, 55.0 * 1.15))
+    assert not ax.lines and [t.get_text() for t in ax.get_legend().get_texts()] == ["ours (headline metric)"]
+
+
+def test_metric_bars_mark_each_blind_baseline_across_its_bar(figures):
+    entries = [("finetune_vqa", "test/vqa_acc", 45.5), ("finetune_nlvr", "test/nlvr_acc", 60.0), ("finetune_glue_stsb", "val/pearson", 70.0)]
+    metric_bars(entries, blind=[40.6, 50.15, None])
+    (ax,) = figures[-1].axes
+    marks = [(*line.get_xdata(), *line.get_ydata()) for line in ax.lines]  # (x0, x1, y0, y1): across bars 0 and 1
+    assert marks == [pytest.approx((40.6, 40.6, -0.42, 0.42)), pytest.approx((50.15, 50.15, 0.58, 1.42))]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours (headline metric)", "strongest blind baseline"]
+    with pytest.raises(ValueError, match="2 blind baselines for 3 bars"):
+        metric_bars(entries, blind=[1.0, 2.0])
 
 
 def test_smooth_is_a_trailing_mean():

@@ -17,7 +17,8 @@ _PRETRAIN_KEY = re.compile(r"^(?:(?P<corpus>[^/]+)/)?(?P<objective>loss(?:_\w+)?
 _COLUMNS = 4
 
 
-def _figure(rows: int, cols: int, width: float, height: float):
+def figure(rows: int, cols: int, width: float, height: float):
+    """A ``width`` x ``height`` inch figure on the Agg canvas and its ``rows x cols`` axes, as a flat list."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -27,7 +28,8 @@ def _figure(rows: int, cols: int, width: float, height: float):
     return fig, [ax for row in axes for ax in row]
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
+    """The figure as PNG bytes (no software tag: the same figure gives the same bytes)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
@@ -91,7 +93,7 @@ def pretrain_loss_curves(history: Sequence[dict[str, Any]] | None) -> bytes | No
         return None
     cols = min(_COLUMNS, len(objectives))
     rows = math.ceil(len(objectives) / cols)
-    fig, axes = _figure(rows, cols, 3.6 * cols, 2.8 * rows)
+    fig, axes = figure(rows, cols, 3.6 * cols, 2.8 * rows)
     for ax, (objective, keys) in zip(axes, objectives.items()):
         for key in keys:
             corpus = key.rsplit("/", 1)[0] if "/" in key else "all"
@@ -104,7 +106,7 @@ def pretrain_loss_curves(history: Sequence[dict[str, Any]] | None) -> bytes | No
     for ax in axes[len(objectives) :]:
         ax.set_visible(False)
     fig.suptitle("Pretraining loss per objective (faint: raw; solid: moving average)", fontsize=11)
-    return _png(fig)
+    return png(fig)
 
 
 def finetune_loss_curves(histories: dict[str, Sequence[dict[str, Any]] | None]) -> bytes | None:
@@ -123,7 +125,7 @@ def finetune_loss_curves(histories: dict[str, Sequence[dict[str, Any]] | None]) 
         return None
     cols = min(_COLUMNS, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = _figure(rows, cols, 3.6 * cols, 2.6 * rows)
+    fig, axes = figure(rows, cols, 3.6 * cols, 2.6 * rows)
     for ax, (name, (history, keys)) in zip(axes, panels.items()):
         for key in keys:
             _plot_line(ax, *_series(history, key), label=key.removeprefix("train/"))
@@ -136,27 +138,48 @@ def finetune_loss_curves(histories: dict[str, Sequence[dict[str, Any]] | None]) 
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle("Fine-tuning training loss per pipeline", fontsize=11)
-    return _png(fig)
+    return png(fig)
 
 
-def metric_bars(entries: Sequence[tuple[str, str | None, float | None]], title: str = "Headline metric per pipeline") -> bytes:
-    """Horizontal bars ``(pipeline, metric label, value)``; a ``None`` value is drawn as "not run" text."""
+def metric_bars(
+    entries: Sequence[tuple[str, str | None, float | None]],
+    blind: Sequence[float | None] | None = None,
+    title: str = "Headline metric per pipeline",
+) -> bytes:
+    """Horizontal bars ``(pipeline, metric label, value)``; a ``None`` value is drawn as "not run" text.
+
+    ``blind``: per entry, the strongest blind baseline (same units) or None; each is marked by a vertical
+    line across its bar, with a legend.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    blind = list(blind) if blind is not None else [None] * len(entries)
+    if len(blind) != len(entries):
+        raise ValueError(f"{len(blind)} blind baselines for {len(entries)} bars")
     n = max(1, len(entries))
-    fig, (ax,) = _figure(1, 1, 8.5, 0.9 + 0.32 * n)
+    fig, (ax,) = figure(1, 1, 8.5, 1.3 + 0.32 * n)
     labels = [f"{p}  ({m})" if m else p for p, m, _ in entries]
     values = [v if v is not None else 0.0 for _, _, v in entries]
     y = list(range(len(entries)))
     colors = ["#4C72B0" if v is not None else "#FFFFFF" for _, _, v in entries]
     ax.barh(y, values, color=colors, height=0.7)
-    top = max([abs(v) for v in values] + [1.0])
-    for yi, (_, _, v) in zip(y, entries):
+    for yi, b in zip(y, blind):
+        if b is not None:
+            ax.plot([b, b], [yi - 0.42, yi + 0.42], color="#C44E52", linewidth=2.2, solid_capstyle="butt", zorder=3, clip_on=False)
+    top = max([abs(v) for v in values] + [b for b in blind if b is not None] + [1.0])
+    for yi, (_, _, v), b in zip(y, entries, blind):
         text = f"{v:.2f}" if v is not None else "not run"
-        ax.text(max(v or 0.0, 0.0) + 0.01 * top, yi, text, va="center", fontsize=7, color="#333333" if v is not None else "#B00020")
+        ax.text(max(v or 0.0, b or 0.0, 0.0) + 0.01 * top, yi, text, va="center", fontsize=7, color="#333333" if v is not None else "#B00020")
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(min(0.0, min(values)) * 1.1, top * 1.15)
+    ax.set_xlim(min(0.0, min(values + [b for b in blind if b is not None] or [0.0])) * 1.1, top * 1.15)
     ax.set_xlabel("value (percent; CIDEr x100)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.grid(axis="x", alpha=0.3)
+    handles = [Patch(color="#4C72B0", label="ours (headline metric)")]
+    if any(b is not None for b in blind):
+        handles.append(Line2D([], [], color="#C44E52", linewidth=2.2, label="strongest blind baseline"))
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
     ax.set_title(title, fontsize=10)
-    return _png(fig)
+    return png(fig)

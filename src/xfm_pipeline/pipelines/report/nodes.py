@@ -18,27 +18,45 @@ def _not_run(metrics: dict[str, Any]) -> list[str]:
     return sorted(name for name, value in metrics.items() if value is None)
 
 
-def build_results_table(pretrain: dict[str, Any], **metrics: dict[str, float] | None) -> tuple[str, dict[str, Any]]:
-    """Markdown and JSON results of every fine-tune/eval pipeline, with the pretraining loss summary.
+def compute_blind_baselines(**datasets: Any) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """pipeline -> split -> its task's blind baselines (:mod:`xfm_pipeline.reporting.blind`), in percent.
 
-    A pipeline whose metrics are None (not run) has no rows; it is listed under "Pipelines not run"
-    in the markdown and in ``not_run`` in the JSON.
+    ``datasets``: catalog name -> loaded validated records, for every dataset a registered pipeline reads.
     """
-    from xfm_pipeline.reporting.table import results_markdown, results_rows
+    from xfm_pipeline.reporting.blind import blind_baselines
+    from xfm_pipeline.tasks.registry import PIPELINES
+
+    return {name: blind_baselines(spec, {key: datasets[dataset] for key, dataset in pipe.data.items()}) for name, (spec, pipe) in PIPELINES.items()}
+
+
+def build_results_table(
+    pretrain: dict[str, Any], blind: dict[str, Any], ablation: dict[str, Any] | None, **metrics: dict[str, float] | None
+) -> tuple[str, dict[str, Any]]:
+    """``results.md`` and ``results.json``: the summary (one row per registered pipeline: headline metric, blind
+    baselines, gain from pretraining, paper), the ablation, every metric of every split, the pretraining losses.
+
+    A pipeline whose metrics are None (not run) has no rows; it is listed under "Pipelines not run" in the
+    markdown and in ``not_run`` in the JSON. ``ablation`` is the ``ablation_table`` dataset, None until
+    ``kedro run --pipeline ablation`` has written it.
+
+    Raises:
+        ValueError: ``ablation`` is not an ablation table (:func:`xfm_pipeline.reporting.ablation.check_ablation`).
+    """
+    from xfm_pipeline.reporting.ablation import check_ablation
+    from xfm_pipeline.reporting.summary import summary_rows
+    from xfm_pipeline.reporting.table import report_markdown, results_rows
     from xfm_pipeline.tasks.registry import PIPELINES
 
     not_run = _not_run(metrics)
     fractions = {name for name, (spec, _) in PIPELINES.items() if spec.fraction}
     paper = {name: pipe.paper for name, (_, pipe) in PIPELINES.items()}
     rows = results_rows({name: value for name, value in metrics.items() if value is not None}, fractions, paper)
-    markdown = results_markdown(rows)
-    if not_run:
-        markdown += "\n## Pipelines not run (no metrics saved)\n\n" + "".join(f"- {name}\n" for name in not_run)
+    ablation = check_ablation(ablation) if ablation is not None else None
+    tasks = {name: (spec.headline_metric, pipe.paper) for name, (spec, pipe) in PIPELINES.items() if name in metrics}
+    summary = summary_rows(rows, tasks, blind, ablation)
     losses = pretrain.get("losses", {})
-    if losses:
-        markdown += "\n## Pretraining losses (first / last 50-step means)\n\n| objective | first | last |\n|---|---:|---:|\n"
-        markdown += "".join(f"| {k} | {v['first']:.4f} | {v['last']:.4f} |\n" for k, v in sorted(losses.items()))
-    return markdown, {"rows": rows, "pretrain": pretrain, "not_run": not_run}
+    markdown = report_markdown(summary, rows, ablation, not_run, losses)
+    return markdown, {"summary": summary, "rows": rows, "ablation": ablation, "pretrain": pretrain, "not_run": not_run}
 
 
 def plot_training_curves(pretrain_history: list[dict[str, Any]] | None, **histories: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -69,31 +87,48 @@ def plot_training_curves(pretrain_history: list[dict[str, Any]] | None, **histor
 
 
 def plot_headline_metrics(results: dict[str, Any], pipelines: list[str] | None = None) -> dict[str, Any]:
-    """Section "Headline metrics": one bar per pipeline (its task's selection metric, in percent);
-    pipelines not run get a labelled empty row. ``pipelines``: the registered pipelines to show (default:
-    every one)."""
-    from xfm_pipeline.reporting.headline import headline
+    """Section "Headline metrics": one bar per pipeline of the summary (its task's selection metric, in
+    percent) with its strongest blind baseline marked; pipelines not run get a labelled empty row.
+    ``pipelines``: the pipelines to show (default: every summary row)."""
     from xfm_pipeline.reporting.plots import metric_bars
-    from xfm_pipeline.tasks.registry import PIPELINES
+    from xfm_pipeline.reporting.summary import strongest_blind
 
-    if pipelines is None:
-        pipelines = list(PIPELINES)
-    metrics: dict[str, dict[str, float]] = {}
-    for row in results.get("rows", []):
-        metrics.setdefault(row["pipeline"], {})[row["metric"]] = row["value"]
-    not_run = set(results.get("not_run", []))
+    summary = [row for row in results.get("summary", []) if pipelines is None or row["pipeline"] in pipelines]
     entries, notes = [], []
-    for name in sorted(set(pipelines) | set(metrics)):
-        spec = PIPELINES[name][0] if name in PIPELINES else None
-        found = headline(spec.headline_metric if spec else None, metrics.get(name), in_percent=True)  # rows are in percent
-        if found:
-            entries.append((name, found[0], found[1]))
+    for row in summary:
+        if row["value"] is not None:
+            entries.append((row["pipeline"], row["metric"], row["value"]))
         else:
-            entries.append((name, None, None))
-            notes.append(f"{name}: {'not run (no metrics saved)' if name in not_run or name not in metrics else 'no headline metric among its metrics'}")
-    png = metric_bars(entries)
-    caption = "Headline (checkpoint-selection) metric per pipeline, test split when it has one; GLUE and ImageNet fractions shown x100"
+            entries.append((row["pipeline"], None, None))
+            notes.append(f"{row['pipeline']}: {'no headline metric among its metrics' if row['ran'] else 'not run (no metrics saved)'}")
+    png = metric_bars(entries, blind=[strongest_blind(row) for row in summary])
+    caption = (
+        "Headline (checkpoint-selection) metric per pipeline, test split when it has one, in percent (GLUE and ImageNet "
+        "fractions x100); the red line on a bar is the task's strongest blind baseline"
+    )
     return {"pictures": [{"file": "plots/headline_metrics.png", "caption": caption, "png": png}], "notes": notes}
+
+
+def plot_ablation(results: dict[str, Any]) -> dict[str, Any]:
+    """Section "Gain from pretraining": the ablation's grouped bar chart, or a note saying how to run it."""
+    from xfm_pipeline.reporting.ablation import ablation_png
+    from xfm_pipeline.reporting.summary import RUN_ABLATION
+
+    table = results.get("ablation")
+    if table is None:
+        return {"pictures": [], "notes": [f"The ablation has not been run: {RUN_ABLATION} (not part of the default run)."]}
+    if not table["tasks"]:
+        return {"pictures": [], "notes": ["The ablation table has no task."]}
+    caption = "Headline metric fine-tuned from each start: mean over seeds, the error bar one standard deviation"
+    return {"pictures": [{"file": "plots/ablation.png", "caption": caption, "png": ablation_png(table)}], "notes": []}
+
+
+def write_dvc_scores(results: dict[str, Any], **pretraining: dict[str, Any] | None) -> dict[str, str]:
+    """The DVC metrics directory (:mod:`xfm_pipeline.reporting.scores`): per pipeline its headline metric per
+    split, per pretraining stage (``pretraining``: stage -> its metrics) the final loss of each corpus."""
+    from xfm_pipeline.reporting.scores import dvc_scores
+
+    return dvc_scores(results.get("summary", []), results.get("rows", []), pretraining)
 
 
 def draw_examples(predictions: dict[str, list] | None, results: dict[str, Any], image_root: str, *, pipeline: str, **data: Any) -> dict[str, Any]:
@@ -123,28 +158,33 @@ def draw_examples(predictions: dict[str, list] | None, results: dict[str, Any], 
     return {"pictures": [{"caption": e.caption, "png": png_bytes(e.image)} for e in examples], "notes": notes}
 
 
-def build_report_site(results: dict[str, Any], training: dict[str, Any], headline: dict[str, Any], **examples: dict[str, Any]) -> dict[str, Any]:
+def build_report_site(
+    results: dict[str, Any], training: dict[str, Any], headline: dict[str, Any], ablation: dict[str, Any], **examples: dict[str, Any]
+) -> dict[str, Any]:
     """``{relative path: content}`` of the report directory: ``index.html`` and every PNG it shows.
 
-    ``examples`` maps a pipeline name to its example section; its pictures become
-    ``examples/<pipeline>_<i>.png``.
+    ``ablation`` is the section of :func:`plot_ablation`, shown after the summary with the ablation table;
+    ``examples`` maps a pipeline name to its example section; its pictures become ``examples/<pipeline>_<i>.png``.
     """
+    from xfm_pipeline.reporting.ablation import ablation_html
     from xfm_pipeline.reporting.html import Picture, Section, report_html
 
     files: dict[str, Any] = {}
 
-    def section(title: str, data: dict[str, Any], prefix: str, plot: bool) -> Section:
-        out = Section(title, notes=list(data.get("notes", [])), plot=plot)
+    def section(title: str, data: dict[str, Any], prefix: str, plot: bool, body: str = "") -> Section:
+        out = Section(title, notes=list(data.get("notes", [])), plot=plot, body=body)
         for i, p in enumerate(data.get("pictures", []), start=1):
             name = p.get("file") or f"{prefix}_{i:02d}.png"
             files[name] = p["png"]
             out.pictures.append(Picture(name, p["caption"]))
         return out
 
+    table = results.get("ablation")
+    lead = section("Gain from pretraining (ablation)", ablation, "plots/ablation", plot=True, body=ablation_html(table) if table is not None else "")
     sections = [
         section("Headline metrics", headline, "plots/headline", plot=True),
         section("Training curves", training, "plots/training", plot=True),
         *(section(f"Examples: {name}", examples[name], f"examples/{name}", plot=False) for name in sorted(examples)),
     ]
-    files["index.html"] = report_html(results, list(results.get("not_run", [])), sections)
+    files["index.html"] = report_html(results, list(results.get("not_run", [])), sections, lead=lead)
     return files
