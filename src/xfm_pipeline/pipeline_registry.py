@@ -7,8 +7,9 @@ from kedro.pipeline import Pipeline
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Map pipeline names to pipelines; ``__default__`` runs the demo chain. The ``predict_<task>`` and
-    ``evaluate_<pipeline>`` pipelines (generated from the task registry) are registered but not in it."""
-    from xfm_pipeline.pipelines import data_ingestion, data_validation, evaluate, finetune, model_init, predict, pretrain, report
+    ``evaluate_<pipeline>`` pipelines (generated from the task registry) and ``ablation`` (every start x task,
+    then the report with its table) are registered but not in it."""
+    from xfm_pipeline.pipelines import ablation, data_ingestion, data_validation, evaluate, finetune, model_init, predict, pretrain, report
 
     pipelines: dict[str, Pipeline] = {
         "data_ingestion": data_ingestion.create_pipeline(),
@@ -22,4 +23,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "report": report.create_pipeline(),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
-    return {**pipelines, **predict.create_pipelines(), **evaluate.create_pipelines()}
+    extra = {"ablation": ablation.create_pipeline() + pipelines["report"], **predict.create_pipelines(), **evaluate.create_pipelines()}
+    return {**pipelines, **extra}
