@@ -12,6 +12,9 @@ core (``torch.set_num_threads(1)``, no DataLoader workers), from
 
 The two streams also draw the MLM mask of the caption and the MIM patch mask (the baselines do not);
 ``shards_no_masks`` is the shard stream without them: the same work as ``torchvision``, the like-for-like ratio.
+The streams decode JPEGs with ``torchvision.io.decode_jpeg`` and tokenise through the tokenizer's Rust backend
+(``data.text.FixedLengthTokenizer``): the same pixels and ids as the baseline's PIL loader and ``tokenizer(...)``
+call, which are what a plain loader uses.
 
 The three run in alternating rounds (the machine is shared; its speed drifts) and the median round counts.
 "Per core" is samples per second of the process's CPU time; wall-clock samples/s are printed beside it.
@@ -71,21 +74,17 @@ def _prepare(work: Path, n: int) -> tuple[Path, Path]:
 class _NoTextMask:
     """Stands in for the MLM masker (``shards_no_masks``): nothing masked."""
 
-    def __call__(self, text_ids, text_atts, rng=None):
-        import torch
-
-        from xfm_pipeline.data.masking import MaskedText
-
-        return MaskedText(text_ids.clone(), torch.zeros(1, 1, dtype=torch.long), torch.full((1, 1), -100, dtype=torch.long))
+    def mask_rows(self, id_rows, att_rows, rng=None, word_rows=None):
+        return [list(ids) for ids in id_rows], [[0] for _ in id_rows], [[-100] for _ in id_rows]
 
 
 class _NoPatchMask:
     """Stands in for the MIM masker (``shards_no_masks``): no patch masked."""
 
-    def __call__(self, n, rng=None):
+    def sample(self, rng=None):
         import torch
 
-        return torch.zeros(n, GRID * GRID, dtype=torch.bool)
+        return torch.zeros(GRID * GRID, dtype=torch.bool)
 
 
 def _builder(masks: bool = True):

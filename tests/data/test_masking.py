@@ -277,3 +277,28 @@ def test_mask_sizes_scale_from_75_of_196():
     assert scaled_mask_sizes(576) == (220, 16)  # 24x24 (384 px): the minimum block stays BEiT's 16
     g = BlockMaskGenerator.for_grid(8)
     assert (g.num_masking_patches, g.min_num_patches, g.height, g.width) == (24, 5, 8, 8)
+
+
+def test_masks_for_a_seed_are_pinned(wordpiece):
+    """The draws of a seed are part of a run's data (resumed runs rely on them): these are the masks of
+    the first implementation, which the faster list/bitmask code must reproduce exactly."""
+    g = BlockMaskGenerator(8, 24, min_num_patches=5)
+    assert g.sample(random.Random(0)).nonzero().flatten().tolist() == [8, 9, 10, 12, 13, 16, 17, 18, 24, 25, 26, 30, 31, 32, 33, 34, 38, 39, 40, 41, 42, 48, 49, 50]  # fmt: skip
+    g = BlockMaskGenerator((6, 10), 30, min_num_patches=4)
+    assert g.sample(random.Random(1)).nonzero().flatten().tolist() == [
+        3, 4, 5, 6, 7, 8, 13, 14, 15, 16, 17, 18, 24, 25, 27, 28, 34, 35, 36, 37, 38, 40, 41, 42, 43, 46, 47, 48, 56, 57
+    ]  # fmt: skip
+    assert BlockMaskGenerator(5, 3, min_num_patches=2).sample(random.Random(0)).nonzero().flatten().tolist() == [15, 17, 20]  # free cells drawn
+    enc = _encode(wordpiece, ["a red squarely circle orbits the xylophone", "grey"], 12)
+    out = TextMasker(wordpiece, mask_prob=0.5, max_masks=6)(enc["input_ids"], enc["attention_mask"], rng=random.Random(7))
+    assert out.masked_pos.tolist() == [[6, 7, 8, 9, 10, 0], [1, 0, 0, 0, 0, 0]]  # "orbits the xylophone" (3 tokens), "grey"
+    assert out.masked_ids.tolist() == [[20347, 1996, 1060, 8516, 25232, IGNORE_INDEX], [4462] + [IGNORE_INDEX] * 5]
+    assert out.text_ids_masked.tolist() == [[101, 1037, 2417, 2675, 2135, 4418, 103, 103, 103, 103, 103, 102], [101, 103, 102] + [0] * 9]
+
+
+def test_mask_rows_are_the_batch_call_without_tensors(bpe):
+    masker = TextMasker(bpe, mask_prob=0.5, max_masks=5)
+    enc = _encode(bpe)
+    out = masker(enc["input_ids"], enc["attention_mask"], rng=random.Random(2))
+    rows = masker.mask_rows(enc["input_ids"].tolist(), enc["attention_mask"].tolist(), random.Random(2))
+    assert rows == (out.text_ids_masked.tolist(), out.masked_pos.tolist(), out.masked_ids.tolist())

@@ -106,3 +106,64 @@ def test_an_img2dataset_download_reads_as_an_image_text_corpus(tmp_path):
 def test_a_directory_without_shards_is_refused_with_its_path(tmp_path):
     with pytest.raises(ShardError, match=f"{tmp_path} holds neither index.json nor"):
         open_shards(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_tars_with_long_names_links_and_meta_members_read_as_webdataset_reads_them_from_any_sample(tmp_path, fmt):
+    """GNU long-name and pax headers, directories, links, ``__meta__`` and extension-less members: the
+    reader keeps what webdataset's ``tar_file_iterator`` + ``group_by_keys`` keep, and a read from sample
+    ``k`` yields exactly the samples from ``k`` on."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    long = "d/" + "x" * 150  # too long for a ustar name: a GNU long-name or pax path header
+    jpg = _jpeg((0, 90, 0))
+    members = [
+        ("a.jpg", jpg), ("a.txt", b"first"), ("dir/", None), ("__meta__", b"m"), ("noext", b"n"), ("B.JPG", jpg), ("B.txt", b"second"),
+        (long + ".jpg", jpg), (long + ".txt", b"third"), ("link.jpg", "y" * 200), ("\u00e9.jpg", jpg), ("\u00e9.seg.png", b"p"), ("\u00e9.txt", b"fourth"),
+    ]  # fmt: skip
+    with tarfile.open(tmp_path / "00000.tar", "w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+            elif isinstance(data, str):
+                info.type, info.linkname = tarfile.SYMTYPE, data  # a link name too long for ustar
+            else:
+                info.size, info.mtime = len(data), 1.5  # a float mtime: a pax header per member in PAX format
+            tar.addfile(info, io.BytesIO(data) if isinstance(data, bytes) else None)
+    shards = open_shards(tmp_path)
+    assert [s.samples for s in shards.shards] == [4]
+    samples = list(iter_shard(shards, 0))
+    assert [(s.key, s.record, s.image == jpg) for s in samples] == [
+        ("a", {"desc": "first"}, True),
+        ("B", {"desc": "second"}, True),
+        (long, {"desc": "third"}, True),
+        ("\u00e9", {"desc": "fourth"}, True),
+    ]
+    with open(tmp_path / "00000.tar", "rb") as fh:
+        reference = list(group_by_keys({**f, "__url__": ""} for f in tar_file_iterator(fh)))
+    assert [(m["__key__"], sorted(k for k in m if not k.startswith("__"))) for m in reference] == [
+        ("a", ["jpg", "txt"]), ("B", ["jpg", "txt"]), (long, ["jpg", "txt"]), ("\u00e9", ["jpg", "seg.png", "txt"])
+    ]  # fmt: skip
+    for start in range(5):
+        assert list(iter_shard(shards, 0, start=start)) == samples[start:]
+
+
+def test_a_compressed_truncated_or_corrupt_shard_is_refused_with_its_path_and_place(tmp_path):
+    import gzip
+
+    shards = write_shards(_samples(3), tmp_path, "image_text", max_samples=3)
+    tar = shards.path(0)
+    good = tar.read_bytes()
+    tar.write_bytes(gzip.compress(good))
+    with pytest.raises(ShardError, match=rf"{tar}: bad tar header checksum at byte 0 \(not an uncompressed tar"):
+        list(iter_shard(shards, 0))
+    tar.write_bytes(good[: 512 + len(_samples(1)[0].image) // 2])  # inside the first image
+    with pytest.raises(ShardError, match=rf"{tar}: the member whose header is at byte 0 is truncated"):
+        list(iter_shard(shards, 0))
+    first = 512 + -(-len(_samples(1)[0].image) // 512) * 512  # the second member's header: after the first's header and data
+    corrupt = bytearray(good)
+    corrupt[first + 10] ^= 0xFF
+    tar.write_bytes(bytes(corrupt))
+    with pytest.raises(ShardError, match=rf"bad tar header checksum at byte {first}"):
+        list(iter_shard(shards, 0))

@@ -109,3 +109,56 @@ def test_trim_padding_cuts_aligned_tensors_to_the_longest_text():
     assert got_ids.tolist() == [[101, 5, 6, 102], [101, 7, 102, 0]]
     assert got_atts.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
     assert got_masked.tolist() == [[101, 103, 6, 102], [101, 7, 102, 0]]
+
+
+def _bpe_tokenizer():
+    """A tiny byte-level BPE tokenizer (RoBERTa conventions) trained here."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(
+        ["a red circle left of a blue square", "two yellow squares"] * 5,
+        vocab_size=280,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
+    backend = trainer._tokenizer
+    backend.post_processor = RobertaProcessing(("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>")))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+def test_fixed_length_tokenizer_gives_the_ids_and_mask_of_tokenize(kind):
+    from xfm_pipeline.data.text import FixedLengthTokenizer
+    from xfm_pipeline.model.text import load_tokenizer
+
+    tokenizer = load_tokenizer("all-minilm-l6-v2") if kind == "wordpiece" else _bpe_tokenizer()
+    texts = ["a red circle", "word " * 40, "naïve café [MASK] <mask> déjà vu", "x", "unbelievable xylophones, left of 3 squares!"]
+    fast = FixedLengthTokenizer(tokenizer, 12)
+    for batch in (texts, texts[0]):
+        want, got = tokenize(tokenizer, batch, 12), fast(batch)
+        assert got.text_ids.dtype == got.text_atts.dtype == want.text_ids.dtype
+        assert got.text_ids.tolist() == want.text_ids.tolist() and got.text_atts.tolist() == want.text_atts.tolist()
+    want = tokenize(tokenizer, texts[:2], 12)
+    assert fast.rows(texts[:2]) == (want.text_ids.tolist(), want.text_atts.tolist())
+    assert want.text_atts[1].tolist() == [1] * 12 and want.text_atts[0].tolist()[-1] == 0  # truncated / padded to 12
+
+
+def test_fixed_length_tokenizer_calls_a_tokenizer_without_a_rust_backend_as_tokenize_does():
+    import torch
+
+    from xfm_pipeline.data.text import FixedLengthTokenizer
+
+    calls = []
+
+    class Slow:
+        is_fast = False
+
+        def __call__(self, texts, **kwargs):
+            calls.append((texts, kwargs["max_length"], kwargs["padding"]))
+            return {"input_ids": torch.tensor([[5, 6, 0]]), "attention_mask": torch.tensor([[1, 1, 0]])}
+
+    out = FixedLengthTokenizer(Slow(), 3)("hi")
+    assert calls == [(["hi"], 3, "max_length")] and out.text_ids.tolist() == [[5, 6, 0]] and out.text_atts.tolist() == [[1, 1, 0]]

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class TextMasker:
         self.special_ids = frozenset(tokenizer.all_special_ids)
         self.replacement_ids = [i for i in range(len(tokenizer)) if i not in self.special_ids]
         self.marker = _subword_marker(tokenizer)
+        self._starts_word = self._word_start_table()  # per token id: does the token start a new word?
         if mask_whole_word and self.marker is None:
             log.warning(
                 "%s: no word-boundary markers in the vocabulary; tokens are masked independently unless word_ids are passed",
@@ -120,32 +122,46 @@ class TextMasker:
             )
 
     # ------------------------------------------------------------------ word boundaries
+    def _word_start_table(self) -> list[bool]:
+        """Per vocabulary id: does the token start a new word when it follows a non-special token?"""
+        tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        return [self._token_starts_word(token) for token in tokens]
+
+    def _token_starts_word(self, token: str | None) -> bool:
+        if self.marker is None or token is None:
+            return True
+        if self.marker[0] == "continuation":
+            return not token.startswith(self.marker[1])
+        return token.startswith(self.marker[1])
+
     def word_ids(self, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
         """(B, L) word ids derived from the token strings (``NOT_A_WORD`` on specials and padding).
 
         Used when the caller has no ``BatchEncoding.word_ids()``. Differs from them only where a word
         and punctuation are written without a space (``Ġ``/``▁`` tokenizers then see one word).
         """
+        return torch.tensor(self._word_rows(text_ids.tolist(), text_atts.tolist()), dtype=torch.long).reshape(text_ids.shape)
+
+    def _word_rows(self, id_rows: list[list[int]], att_rows: list[list[int]]) -> list[list[int]]:
+        """:meth:`word_ids` on nested lists (B rows of L)."""
+        starts, specials = self._starts_word, self.special_ids
         out = []
-        for ids, atts in zip(text_ids.tolist(), text_atts.tolist(), strict=True):
-            tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        for ids, atts in zip(id_rows, att_rows, strict=True):
             row, word, previous_special = [], -1, True
-            for token_id, att, token in zip(ids, atts, tokens, strict=True):
-                if not att or token_id in self.special_ids:
+            for token_id, att in zip(ids, atts, strict=True):
+                if not att or token_id in specials:
                     row.append(NOT_A_WORD)
                     previous_special = True
                     continue
-                if self.marker is None:
-                    new_word = True
-                elif self.marker[0] == "continuation":
-                    new_word = previous_special or not token.startswith(self.marker[1])
-                else:
-                    new_word = previous_special or token.startswith(self.marker[1])
-                word += int(new_word)
+                if token_id < len(starts):
+                    new_word = starts[token_id]
+                else:  # an id beyond the vocabulary table
+                    new_word = self._token_starts_word(self.tokenizer.convert_ids_to_tokens(token_id))
+                word += int(previous_special or new_word)
                 row.append(word)
                 previous_special = False
             out.append(row)
-        return torch.tensor(out, dtype=torch.long)
+        return out
 
     def _units(self, ids: Sequence[int], atts: Sequence[int], words: Sequence[int]) -> list[list[int]]:
         """Maskable units in sequence order: lists of positions (whole words, or single tokens)."""
@@ -231,22 +247,36 @@ class TextMasker:
         Returns:
             MaskedText with (B, L) ``text_ids_masked`` and (B, max_masks) ``masked_pos``/``masked_ids``.
         """
-        rng = rng if rng is not None else random  # the module offers the same methods on its global state
-        if word_ids is None:
-            word_ids = self.word_ids(text_ids, text_atts)
+        id_rows = text_ids.tolist()
+        word_rows = None if word_ids is None else word_ids.tolist()
+        masked_rows, pos_rows, target_rows = self.mask_rows(id_rows, text_atts.tolist(), rng, word_rows)
         batch = text_ids.shape[0]
-        masked_text = text_ids.clone()
-        masked_pos = torch.zeros(batch, self.max_masks, dtype=torch.long)
-        masked_ids = torch.full((batch, self.max_masks), IGNORE_INDEX, dtype=torch.long)
-        rows = zip(text_ids.tolist(), text_atts.tolist(), word_ids.tolist(), strict=True)
-        for b, (ids, atts, words) in enumerate(rows):
+        return MaskedText(
+            torch.tensor(masked_rows, dtype=text_ids.dtype).reshape(text_ids.shape),
+            torch.tensor(pos_rows, dtype=torch.long).reshape(batch, self.max_masks),
+            torch.tensor(target_rows, dtype=torch.long).reshape(batch, self.max_masks),
+        )
+
+    def mask_rows(
+        self, id_rows: list[list[int]], att_rows: list[list[int]], rng: random.Random | None = None, word_rows: list[list[int]] | None = None
+    ) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+        """:meth:`__call__` on nested lists (B rows of L): ``(text_ids_masked, masked_pos, masked_ids)`` rows,
+        the last two of ``max_masks`` each. The same draws from ``rng``, without building tensors."""
+        rng = rng if rng is not None else random  # the module offers the same methods on its global state
+        if word_rows is None:
+            word_rows = self._word_rows(id_rows, att_rows)
+        masked_rows, pos_rows, target_rows = [], [], []
+        for ids, atts, words in zip(id_rows, att_rows, word_rows, strict=True):
             spans = self.select_spans(self._units(ids, atts, words), rng)
             positions = sorted(pos for span in spans for unit in span for pos in unit)
-            for slot, pos in enumerate(positions):
-                masked_pos[b, slot] = pos
-                masked_ids[b, slot] = ids[pos]
-                masked_text[b, pos] = self._replacement(ids[pos], rng)
-        return MaskedText(masked_text, masked_pos, masked_ids)
+            masked = list(ids)
+            for pos in positions:
+                masked[pos] = self._replacement(ids[pos], rng)
+            pad = self.max_masks - len(positions)
+            masked_rows.append(masked)
+            pos_rows.append(positions + [0] * pad)
+            target_rows.append([ids[pos] for pos in positions] + [IGNORE_INDEX] * pad)
+        return masked_rows, pos_rows, target_rows
 
 
 # ---------------------------------------------------------------------------------------- image masks
@@ -306,6 +336,8 @@ class BlockMaskGenerator:
         self.max_num_patches = num_masking_patches if max_num_patches is None else max_num_patches
         max_aspect = max_aspect or 1.0 / min_aspect
         self.log_aspect_ratio = (math.log(min_aspect), math.log(max_aspect))
+        # bit 0 of each of the first h rows: times a row's bits, the h-row rectangle of a mask (see _add_block)
+        self._row_repeats = [sum(1 << (i * self.width) for i in range(h)) for h in range(self.height + 1)]
 
     @classmethod
     def for_grid(cls, grid_size: int, **kwargs: Any) -> BlockMaskGenerator:
@@ -313,8 +345,11 @@ class BlockMaskGenerator:
         num_masked, min_block = scaled_mask_sizes(grid_size * grid_size)
         return cls(grid_size, num_masked, min_num_patches=min_block, **kwargs)
 
-    def _add_block(self, mask: list[list[bool]], budget: int, rng: random.Random) -> int:
-        """Try up to 10 rectangles; mask the first that adds 1..budget new cells. Returns cells added."""
+    def _add_block(self, mask: int, budget: int, rng: random.Random) -> tuple[int, int]:
+        """Try up to 10 rectangles; mask the first that adds 1..budget new cells.
+
+        ``mask`` holds cell ``i * width + j`` as bit ``i * width + j``. Returns (the new mask, cells added).
+        """
         for _ in range(10):
             target_area = rng.uniform(self.min_num_patches, budget)
             aspect = math.exp(rng.uniform(*self.log_aspect_ratio))
@@ -324,30 +359,28 @@ class BlockMaskGenerator:
                 continue
             top = rng.randint(0, self.height - h)
             left = rng.randint(0, self.width - w)
-            cells = [(i, j) for i in range(top, top + h) for j in range(left, left + w)]
-            new = [(i, j) for i, j in cells if not mask[i][j]]
-            if 0 < len(new) <= budget:
-                for i, j in new:
-                    mask[i][j] = True
-                return len(new)
-        return 0
+            rectangle = ((((1 << w) - 1) << left) * self._row_repeats[h]) << (top * self.width)
+            new = rectangle & ~mask
+            added = new.bit_count()
+            if 0 < added <= budget:
+                return mask | new, added
+        return mask, 0
 
     def sample(self, rng: random.Random | None = None) -> torch.Tensor:
         """One mask, (N,) bool in row-major patch order, exactly ``num_masking_patches`` True."""
         rng = rng if rng is not None else random
-        mask = [[False] * self.width for _ in range(self.height)]
-        count = 0
+        mask, count = 0, 0
         while count < self.num_masking_patches:
-            added = self._add_block(mask, min(self.num_masking_patches - count, self.max_num_patches), rng)
+            mask, added = self._add_block(mask, min(self.num_masking_patches - count, self.max_num_patches), rng)
             if added == 0:
                 break
             count += added
-        flat = [cell for row in mask for cell in row]
         if count < self.num_masking_patches:  # blocks could not fill the budget: mask random free cells
-            free = [i for i, m in enumerate(flat) if not m]
+            free = [i for i in range(self.num_patches) if not mask >> i & 1]
             for i in rng.sample(free, self.num_masking_patches - count):
-                flat[i] = True
-        return torch.tensor(flat, dtype=torch.bool)
+                mask |= 1 << i
+        bits = np.frombuffer(mask.to_bytes((self.num_patches + 7) // 8, "little"), dtype=np.uint8)
+        return torch.from_numpy(np.unpackbits(bits, bitorder="little")[: self.num_patches].astype(bool))
 
     def __call__(self, batch_size: int, rng: random.Random | None = None) -> torch.Tensor:
         """(batch_size, N) bool masks, one independent draw per row."""

@@ -22,7 +22,7 @@ from PIL import Image
 
 from xfm_pipeline.data.formats.pretrain import ImageOnlyRecord, ImageTextRecord, RegionTextRecord, TextOnlyRecord
 from xfm_pipeline.data.images import decode_image_bytes, load_record_image
-from xfm_pipeline.data.text import pre_caption, text_key, tokenize, trim_padding
+from xfm_pipeline.data.text import FixedLengthTokenizer, pre_caption, text_key, trim_padding
 
 # Prefixes X-FM prepends when a record holds several base64 images and one is drawn (docs/xfm.md#inputs-and-augmentation).
 MULTI_IMAGE_PREFIXES = ("A image of ", "The image contains ", "We can see ", "A picture of ")
@@ -37,7 +37,7 @@ class TextSettings:
     apply_pre_caption: bool = True  # X-FM normalisation (off for the text-only stream)
 
 
-def _transform(transform, image: Image.Image, seed: int) -> torch.Tensor:
+def _transform(transform, image: Image.Image | torch.Tensor, seed: int) -> torch.Tensor:
     """Apply a torchvision transform with its randomness drawn from ``seed`` (global CPU RNG restored after).
 
     Only the CPU generator is seeded: ``torch.manual_seed`` also queues a seed for every CUDA device, which
@@ -48,10 +48,48 @@ def _transform(transform, image: Image.Image, seed: int) -> torch.Tensor:
         return transform(image)
 
 
-def _image(record, root: str | Path | None, rng: random.Random, where: str, data: bytes | None = None) -> tuple[Image.Image, str]:
-    """(PIL image, caption prefix): encoded bytes from a shard, a path, a single base64 image, or one drawn from several."""
+def _decode_for_transform(data: bytes, where: str) -> torch.Tensor | Image.Image:
+    """Encoded image bytes as the input of a transform that starts with ``v2.ToImage``.
+
+    A JPEG with 3 colour channels (or grey, repeated to 3) is decoded by ``torchvision.io.decode_jpeg``
+    straight to the uint8 (3, H, W) tensor ``ToImage`` makes of the RGB ``PIL.Image`` (the same
+    libjpeg-turbo decode, pixel for pixel, at less than half the cost: no PIL objects and copies);
+    anything else (PNG, WebP, CMYK, a JPEG torchvision rejects, a torchvision without it) goes through
+    PIL, which also reports broken data.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        pixels = _decode_jpeg(data)  # (C, H, W) uint8, or None
+        if pixels is not None and pixels.shape[0] in (1, 3):
+            return pixels.expand(3, -1, -1).contiguous() if pixels.shape[0] == 1 else pixels
+    return decode_image_bytes(data, where)
+
+
+def _decode_jpeg(data: bytes) -> torch.Tensor | None:
+    """torchvision's JPEG decode of ``data`` ((C, H, W) uint8), or None where it fails or is missing."""
+    import warnings
+
+    try:
+        from torchvision.io import decode_jpeg
+    except ImportError:  # torchvision has deprecated its decoders (0.29) and will remove them
+        return None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The image decoding and encoding capabilities of TorchVision are deprecated", DeprecationWarning)
+        try:
+            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        except RuntimeError:
+            return None
+
+
+def _image(
+    record, root: str | Path | None, rng: random.Random, where: str, data: bytes | None = None, as_tensor: bool = False
+) -> tuple[Image.Image | torch.Tensor, str]:
+    """(image, caption prefix): encoded bytes from a shard, a path, a single base64 image, or one drawn from several.
+
+    The image is an RGB ``PIL.Image``, or with ``as_tensor`` possibly a (3, H, W) uint8 tensor (shard
+    bytes; see :func:`_decode_for_transform`).
+    """
     if data is not None:
-        return decode_image_bytes(data, where), ""
+        return (_decode_for_transform(data, where) if as_tensor else decode_image_bytes(data, where)), ""
     if record.image is not None:
         return load_record_image(record.image, None, root, where), ""
     if len(record.binary) == 1:
@@ -60,20 +98,27 @@ def _image(record, root: str | Path | None, rng: random.Random, where: str, data
     return load_record_image(None, record.binary[pick], root, where), rng.choice(MULTI_IMAGE_PREFIXES)
 
 
-def _masked_text(tokenizer, text_masker, text: str, settings: TextSettings, rng: random.Random) -> dict[str, torch.Tensor]:
-    tok = tokenize(tokenizer, text, settings.max_tokens)  # (1, L)
-    masked = text_masker(tok.text_ids, tok.text_atts, rng=rng)
+def _masked_text(tokenize: FixedLengthTokenizer, text_masker, text: str, rng: random.Random) -> dict[str, torch.Tensor]:
+    """Token ids, attention mask and the MLM mask of one text (``text_masker``: :class:`~xfm_pipeline.data.masking.TextMasker`)."""
+    (ids,), (atts,) = tokenize.rows(text)  # L each
+    (masked,), (positions,), (targets,) = text_masker.mask_rows([ids], [atts], rng)
+    text_rows = torch.tensor([ids, atts, masked], dtype=torch.long)  # (3, L)
+    mlm = torch.tensor([positions, targets], dtype=torch.long)  # (2, M)
     return {
-        "text_ids": tok.text_ids[0],  # (L,)
-        "text_atts": tok.text_atts[0],  # (L,)
-        "text_ids_masked": masked.text_ids_masked[0],  # (L,)
-        "masked_pos": masked.masked_pos[0],  # (M,)
-        "masked_ids": masked.masked_ids[0],  # (M,)
+        "text_ids": text_rows[0],  # (L,)
+        "text_atts": text_rows[1],  # (L,)
+        "text_ids_masked": text_rows[2],  # (L,)
+        "masked_pos": mlm[0],  # (M,)
+        "masked_ids": mlm[1],  # (M,)
     }
 
 
 class ImageTextDataset(torch.utils.data.Dataset):
-    """Image-text pairs: image (augmented), caption, masked caption, MIM patch mask."""
+    """Image-text pairs: image (augmented), caption, masked caption, MIM patch mask.
+
+    ``transform`` takes an RGB ``PIL.Image`` or a uint8 (3, H, W) tensor (a ``transforms.v2`` pipeline that
+    starts with ``ToImage``, as :mod:`~xfm_pipeline.data.transforms` builds them): image bytes are decoded to either.
+    """
 
     stream = "image_text"
 
@@ -82,7 +127,7 @@ class ImageTextDataset(torch.utils.data.Dataset):
     ):
         self.records, self.root, self.transform = records, image_root, transform
         self.tokenizer, self.text_masker, self.patch_masker, self.text = tokenizer, text_masker, patch_masker, text
-        self.source = source
+        self.tokenize, self.source = FixedLengthTokenizer(tokenizer, text.max_tokens), source
 
     def __len__(self) -> int:
         return len(self.records)
@@ -94,19 +139,19 @@ class ImageTextDataset(torch.utils.data.Dataset):
     def make(self, record: ImageTextRecord, index: int, seed: int, where: str, image: bytes | None = None) -> dict[str, Any]:
         """The sample of ``record`` (global ``index``) with all randomness from ``seed``."""
         rng = random.Random(seed)
-        image, prefix = _image(record, self.root, rng, where, image)
+        image, prefix = _image(record, self.root, rng, where, image, as_tensor=True)
         caption = prefix + rng.choice(record.desc)
         caption = pre_caption(caption, self.text.max_words) if self.text.apply_pre_caption else caption
         return {
             "images": _transform(self.transform, image, rng.getrandbits(62)),  # (3, S, S)
-            "image_patch_mask": self.patch_masker(1, rng)[0],  # (N,) bool
+            "image_patch_mask": self.patch_masker.sample(rng),  # (N,) bool
             "image_idx": index,
-            **_masked_text(self.tokenizer, self.text_masker, caption, self.text, rng),
+            **_masked_text(self.tokenize, self.text_masker, caption, rng),
         }
 
 
 class ImageOnlyDataset(torch.utils.data.Dataset):
-    """Images for the MIM-only stream."""
+    """Images for the MIM-only stream (``transform``: as :class:`ImageTextDataset`'s)."""
 
     stream = "image_only"
 
@@ -123,8 +168,8 @@ class ImageOnlyDataset(torch.utils.data.Dataset):
     def make(self, record: ImageOnlyRecord, index: int, seed: int, where: str, image: bytes | None = None) -> dict[str, Any]:
         """The sample of ``record`` with all randomness from ``seed``."""
         rng = random.Random(seed)
-        image, _ = _image(record, self.root, rng, where, image)
-        return {"images": _transform(self.transform, image, rng.getrandbits(62)), "image_patch_mask": self.patch_masker(1, rng)[0]}
+        image, _ = _image(record, self.root, rng, where, image, as_tensor=True)
+        return {"images": _transform(self.transform, image, rng.getrandbits(62)), "image_patch_mask": self.patch_masker.sample(rng)}
 
 
 class TextOnlyDataset(torch.utils.data.Dataset):
@@ -134,6 +179,7 @@ class TextOnlyDataset(torch.utils.data.Dataset):
 
     def __init__(self, records: list[TextOnlyRecord], tokenizer, text_masker, text: TextSettings):
         self.records, self.tokenizer, self.text_masker, self.text = records, tokenizer, text_masker, text
+        self.tokenize = FixedLengthTokenizer(tokenizer, text.max_tokens)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -147,7 +193,7 @@ class TextOnlyDataset(torch.utils.data.Dataset):
         rng = random.Random(seed)
         text = rng.choice(record.desc)
         text = pre_caption(text, self.text.max_words) if self.text.apply_pre_caption else text
-        return _masked_text(self.tokenizer, self.text_masker, text, self.text, rng)
+        return _masked_text(self.tokenize, self.text_masker, text, rng)
 
 
 class RegionTextDataset(torch.utils.data.Dataset):
@@ -190,6 +236,7 @@ class RegionTextDataset(torch.utils.data.Dataset):
         self.fusion_rows = torch.arange(texts_per_image) < fusion  # (k,) texts also used by ITM, IMLM and BBP
         self.records, self.root, self.size, self.patch = records, image_root, image_size, patch_size
         self.color_transform, self.tokenizer, self.text_masker, self.text = color_transform, tokenizer, text_masker, text
+        self.tokenize = FixedLengthTokenizer(tokenizer, text.max_tokens)
         self.k, self.min_area, self.source, self.augment = texts_per_image, min_area_in_crop, source, augment
 
     def __len__(self) -> int:
@@ -220,7 +267,7 @@ class RegionTextDataset(torch.utils.data.Dataset):
                 candidates.append((caption, (1 - cx if flip else cx, cy, bw, bh), 0))
         chosen = [candidates[i] for i in _choose(len(candidates), self.k, rng)]
         strings = [pre_caption(t, self.text.max_words) for t, _, _ in chosen]
-        texts = [_masked_text(self.tokenizer, self.text_masker, t, self.text, rng) for t in strings]
+        texts = [_masked_text(self.tokenize, self.text_masker, t, rng) for t in strings]
         grid = self.size // self.patch
         return {
             "images": _transform(self.color_transform, image, rng.getrandbits(62)),  # (3, S, S)

@@ -1,7 +1,8 @@
 """Text normalisation and tokenisation exactly as X-FM prepares captions and questions (docs/xfm.md#inputs-and-augmentation).
 
 ``pre_caption`` / ``pre_question`` are the X-VLM/X-FM ``dataset/utils.py`` functions; ``tokenize`` pads and
-truncates through any transformers tokenizer to ``[CLS/<s>] + tokens[:max_tokens-2] + [SEP/</s>]``.
+truncates through any transformers tokenizer to ``[CLS/<s>] + tokens[:max_tokens-2] + [SEP/</s>]``;
+``FixedLengthTokenizer`` does the same per sample of a data loader at a third of the cost.
 """
 
 from __future__ import annotations
@@ -111,6 +112,56 @@ def tokenize(
         return_token_type_ids=False,
     )
     return TokenizedText(text_ids=enc["input_ids"].long(), text_atts=enc["attention_mask"].long())
+
+
+class FixedLengthTokenizer:
+    """``tokenize(tokenizer, texts, max_tokens)`` (``padding="max_length"``) for one tokenizer and length, faster.
+
+    A fast tokenizer is called through a copy of its Rust backend with the truncation and padding that
+    ``tokenizer(...)`` would set (same ids and mask); that skips the transformers wrapper, which costs
+    about twice the encoding itself on a short caption. Other tokenizers go through :func:`tokenize`.
+    """
+
+    def __init__(self, tokenizer: Any, max_tokens: int):
+        if max_tokens < 2:
+            raise ValueError(f"max_tokens must leave room for the two special tokens, got {max_tokens}")
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self.backend = None
+        if getattr(tokenizer, "is_fast", False) and tokenizer.pad_token is not None:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: the original's settings are left alone
+            backend.enable_truncation(max_tokens, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
+            backend.enable_padding(
+                direction=tokenizer.padding_side,
+                pad_id=tokenizer.pad_token_id,
+                pad_type_id=tokenizer.pad_token_type_id,
+                pad_token=tokenizer.pad_token,
+                length=max_tokens,
+            )
+            backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+            self.backend = backend
+
+    def __call__(self, texts: str | list[str]) -> TokenizedText:
+        """``texts`` as (B, max_tokens) ids and attention mask (B = 1 for one string)."""
+        import torch
+
+        if self.backend is None:
+            return tokenize(self.tokenizer, texts, self.max_tokens)
+        ids, atts = self.rows(texts)
+        return TokenizedText(text_ids=torch.tensor(ids, dtype=torch.long), text_atts=torch.tensor(atts, dtype=torch.long))  # (B, max_tokens) each
+
+    def rows(self, texts: str | list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        """(ids, attention mask) of ``texts`` as B lists of ``max_tokens`` ints (no tensors built)."""
+        if self.backend is None:
+            tok = tokenize(self.tokenizer, texts, self.max_tokens)
+            return tok.text_ids.tolist(), tok.text_atts.tolist()
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("tokenize needs at least one text")
+        # one text: the sequential call (encode_batch would hand it to the Rust thread pool)
+        encodings = [self.backend.encode(texts[0])] if len(texts) == 1 else self.backend.encode_batch(texts)
+        return [e.ids for e in encodings], [e.attention_mask for e in encodings]
 
 
 def trim_padding(text_ids: torch.Tensor, text_atts: torch.Tensor, *aligned: torch.Tensor) -> tuple[torch.Tensor, ...]:
