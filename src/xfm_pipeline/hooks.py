@@ -1,4 +1,5 @@
-"""Project hooks: offline environment, and MLflow tracking of every run (one parent run per ``kedro run``)."""
+"""Project hooks: offline environment, outputs saved by node 0 only in multi-node jobs, and MLflow tracking of
+every run (one parent run per ``kedro run``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,28 @@ class OfflineEnvironmentHook:
         use_offline_environment()
 
 
+class NodeZeroOutputsHook:
+    """On a node other than 0 of a multi-node job, a Kedro run saves nothing: node 0 saves the outputs.
+
+    Before the run, every output of a node whose parameters set ``distributed.node_rank`` > 0 is replaced in
+    the catalog by :class:`~xfm_pipeline.datasets.node_zero_dataset.SavedOnNodeZero`, whose save logs where
+    node 0 saves it (that node returns ``training.launch.OnNodeZero`` markers) and whose load fails: a node
+    reading such an output needs node 0's copy, so it runs after the multi-node run.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:  # noqa: ARG002
+        from xfm_pipeline.datasets.node_zero_dataset import SavedOnNodeZero
+
+        for node in pipeline.nodes:
+            rank = node_rank(parameter_inputs(node, catalog))
+            if rank == 0:
+                continue
+            log.info("node_rank %d: %s runs here, node 0 saves its outputs %s", rank, node.name, ", ".join(node.outputs))
+            for name in node.outputs:
+                catalog[name] = SavedOnNodeZero(name, rank, dataset_path(catalog, name))
+
+
 class MlflowHook:
     """Parent run per pipeline run; a nested run per node tagged ``mlflow``.
 
@@ -34,17 +57,17 @@ class MlflowHook:
     from outputs whose name ends in ``metrics`` (dicts of numbers), and the path of checkpoint directories
     the node saved; a node reading ``mlflow_run_id`` gets its run's id. A fine-tune/eval pipeline's task
     checkpoint (``<pipeline>_task_checkpoint``) is logged as an MLflow model of the node's run and registered
-    as ``xfm-<pipeline>``, unless a version holds the same bytes already (``serving.log_task_model``; on node 0
-    only); the run's tag ``registered_model.<dataset>`` names the version. Any other checkpoint gets its
-    ``config.json`` as an artifact (its weights stay where the catalog put them). Set ``XFM_MLFLOW=0`` to
-    switch tracking off.
+    as ``xfm-<pipeline>``, unless a version holds the same bytes already (``serving.log_task_model``); the
+    run's tag ``registered_model.<dataset>`` names the version. Any other checkpoint gets its ``config.json``
+    as an artifact (its weights stay where the catalog put them). A node run with ``distributed.node_rank`` > 0
+    gets no run (node 0 tracks the job), and a pipeline whose nodes all run so no parent run. Set
+    ``XFM_MLFLOW=0`` to switch tracking off.
     """
 
     def __init__(self):
         self._client = None
         self._parent: str | None = None
         self._node_runs: dict[str, str] = {}
-        self._off_node_zero: set[str] = set()  # tracked nodes run with distributed.node_rank > 0
         self._catalog = None
 
     @property
@@ -68,6 +91,10 @@ class MlflowHook:
             return
         from xfm_pipeline.tracking import git_commit
 
+        ranks = [node_rank(parameter_inputs(node, catalog)) for node in pipeline.nodes]
+        if ranks and min(ranks) > 0:
+            log.info("node_rank %d: no MLflow runs on this node (node 0 tracks the job)", min(ranks))
+            return
         client = self._mlflow()
         names = run_params.get("pipeline_names") or ["__default__"]
         run = client.create_run(
@@ -85,6 +112,12 @@ class MlflowHook:
             return None
         from xfm_pipeline.tracking import file_md5, flatten, git_commit
 
+        params = {}
+        for name, value in inputs.items():
+            if name.startswith("params:"):
+                flatten(name[len("params:") :], value, params)
+        if node_rank(params) != 0:
+            return None
         client = self._mlflow()
         run = client.create_run(
             self._experiment_id,
@@ -93,14 +126,8 @@ class MlflowHook:
         )
         run_id = run.info.run_id
         self._node_runs[node.name] = run_id
-        params = {}
-        for name, value in inputs.items():
-            if name.startswith("params:"):
-                flatten(name[len("params:") :], value, params)
         for key, value in list(params.items())[:500]:
             client.log_param(run_id, key[:250], str(value)[:6000])
-        if node_rank(params) != 0:
-            self._off_node_zero.add(node.name)
         for name in inputs:
             path = dataset_path(catalog, name)
             if path is not None and path.is_file():
@@ -136,7 +163,7 @@ class MlflowHook:
         pipeline = task_checkpoint_pipeline(dataset_name)
         if pipeline is None:
             client.log_artifact(run_id, str(path / "config.json"), artifact_path=dataset_name)
-        elif node.name not in self._off_node_zero:
+        else:
             from xfm_pipeline.serving import log_task_model
             from xfm_pipeline.tracking import tracking_uri
 
@@ -160,7 +187,7 @@ class MlflowHook:
             client.set_terminated(run_id, status)
         client.set_terminated(self._parent, status)
         log.info("MLflow parent run %s (%s)", self._parent, status)
-        self._parent, self._node_runs, self._off_node_zero = None, {}, set()
+        self._parent, self._node_runs = None, {}
 
 
 def node_rank(params: dict[str, Any]) -> int:
@@ -168,6 +195,18 @@ def node_rank(params: dict[str, Any]) -> int:
     the last one wins as when the layers are merged); 0 when none sets it."""
     ranks = [value for key, value in params.items() if key == "distributed.node_rank" or key.endswith(".distributed.node_rank")]
     return int(ranks[-1]) if ranks else 0
+
+
+def parameter_inputs(node, catalog) -> dict[str, Any]:
+    """The parameters ``node`` reads from ``catalog``, flattened (``{"pretrain.loop.lr": ...}``) in input order."""
+    from xfm_pipeline.tracking import flatten
+
+    params: dict[str, Any] = {}
+    for name in node.inputs:
+        dataset = catalog.get(name) if name.startswith("params:") else None
+        if dataset is not None:
+            flatten(name[len("params:") :], dataset.load(), params)
+    return params
 
 
 def task_checkpoint_pipeline(dataset_name: str) -> str | None:

@@ -1,8 +1,8 @@
 """Kedro project settings."""
 
-from xfm_pipeline.hooks import MlflowHook, OfflineEnvironmentHook
+from xfm_pipeline.hooks import MlflowHook, NodeZeroOutputsHook, OfflineEnvironmentHook
 
-HOOKS = (OfflineEnvironmentHook(), MlflowHook())
+HOOKS = (OfflineEnvironmentHook(), NodeZeroOutputsHook(), MlflowHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -82,10 +82,11 @@ def test_disabled_tracking_creates_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration  # the hook against a real MLflow store
-@pytest.mark.parametrize(("node_rank", "logged"), [(0, True), (1, False)])
-def test_a_task_checkpoint_is_logged_as_a_registered_model_on_node_zero_only(tracking, tmp_path, monkeypatch, node_rank, logged):
-    """A fine-tune pipeline's task checkpoint goes to ``serving.log_task_model`` (not copied as a plain artifact),
-    and only from the node with ``distributed.node_rank`` 0 (the last parameter layer that sets it wins)."""
+@pytest.mark.parametrize("node_rank", [0, 1])
+def test_a_task_checkpoint_is_logged_as_a_registered_model_on_node_zero_only(tracking, tmp_path, monkeypatch, node_rank):
+    """A fine-tune pipeline's task checkpoint goes to ``serving.log_task_model`` (not copied as a plain artifact);
+    a node run with ``distributed.node_rank`` > 0 (the last parameter layer that sets it wins) tracks nothing,
+    and a pipeline of such nodes opens no parent run, so the store is never created."""
     from kedro.io import DataCatalog
     from kedro.pipeline import Node, Pipeline
     from mlflow.entities.model_registry import ModelVersion
@@ -104,25 +105,25 @@ def test_a_task_checkpoint_is_logged_as_a_registered_model_on_node_zero_only(tra
     (tmp_path / "vqa").mkdir()
     (tmp_path / "vqa" / "config.json").write_text("{}")
     catalog = DataCatalog.from_config({"finetune_vqa_task_checkpoint": {"type": "xfm_pipeline.datasets.DirectoryDataset", "path": str(tmp_path / "vqa")}})
-    node = Node(
-        lambda a, b: None, inputs=["params:finetune_defaults", "params:finetune_vqa"], outputs="finetune_vqa_task_checkpoint", name="ft", tags=["mlflow"]
-    )
+    layers = {"params:finetune_defaults": {"distributed": {"node_rank": 1 - node_rank}}, "params:finetune_vqa": {"distributed": {"node_rank": node_rank}}}
+    for name, value in layers.items():
+        catalog[name] = value
+    node = Node(lambda a, b: None, inputs=list(layers), outputs="finetune_vqa_task_checkpoint", name="ft", tags=["mlflow"])
     hook = MlflowHook()
     hook.before_pipeline_run({"pipeline_names": ["finetune_vqa"]}, Pipeline([node]), catalog)
-    layers = {"params:finetune_defaults": {"distributed": {"node_rank": 1 - node_rank}}, "params:finetune_vqa": {"distributed": {"node_rank": node_rank}}}
-    hook.before_node_run(node, catalog, layers)
+    assert hook.before_node_run(node, catalog, layers) is None  # the node reads no run id
     hook.after_dataset_saved("finetune_vqa_task_checkpoint", str(tmp_path / "vqa"), node)
     hook.after_pipeline_run()
 
+    if node_rank == 1:
+        assert calls == [] and not (tmp_path / "mlflow.db").exists()
+        return
     client = MlflowClient(tracking)
     (run,) = [r for r in client.search_runs([client.get_experiment_by_name("xfm-pipeline").experiment_id]) if r.info.run_name == "ft"]
     assert client.list_artifacts(run.info.run_id) == []  # the model holds the checkpoint; no second copy
     assert run.data.tags["checkpoint.finetune_vqa_task_checkpoint"] == str((tmp_path / "vqa").resolve())
-    if logged:
-        assert calls == [(tmp_path / "vqa", "finetune_vqa", run.info.run_id, tracking)]
-        assert run.data.tags["registered_model.finetune_vqa_task_checkpoint"] == "models:/xfm-vqa/3"
-    else:
-        assert calls == [] and "registered_model.finetune_vqa_task_checkpoint" not in run.data.tags
+    assert calls == [(tmp_path / "vqa", "finetune_vqa", run.info.run_id, tracking)]
+    assert run.data.tags["registered_model.finetune_vqa_task_checkpoint"] == "models:/xfm-vqa/3"
 
 
 def test_task_checkpoint_datasets_and_node_rank():

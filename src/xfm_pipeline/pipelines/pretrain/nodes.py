@@ -75,7 +75,8 @@ def pretrain(init: str, params: dict[str, Any], image_root: str, run_id: str | N
     """Run X-FM pretraining from the ``init`` checkpoint on the validated corpora.
 
     With ``distributed.nproc_per_node`` (x ``nnodes``) > 1 the job is launched under torchrun; every rank
-    resumes from the newest valid checkpoint in ``output_dir`` if one exists.
+    resumes from the newest valid checkpoint in ``output_dir`` if one exists. On a node other than 0 of a
+    multi-node job the node returns three ``training.launch.OnNodeZero`` markers (node 0 saves the outputs).
 
     ``init`` is the starting checkpoint's directory and ``run_id`` the node's MLflow run (None when
     tracking is off); the returned directory is the run's final checkpoint, which the catalog copies once.
@@ -105,7 +106,7 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
     from xfm_pipeline.data.validation.shards import is_shard_sources
     from xfm_pipeline.datasets.records import records_to_jsonl
     from xfm_pipeline.jobs.pretrain import PretrainParams, describe, loss_summary
-    from xfm_pipeline.training.launch import DistributedConfig, run_job
+    from xfm_pipeline.training.launch import DistributedConfig, OnNodeZero, job_directory, run_job
     from xfm_pipeline.training.loop import LoopConfig
 
     p = from_dict(PretrainParams, params, path=stage)
@@ -114,23 +115,26 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
     if loop.max_steps == 0:
         log.info("%s: loop.max_steps is 0, the init checkpoint passes through unchanged", stage)
         return init, {"step": 0, "resumed_from": None, "losses": {}}, []
-    run_dir = Path(p.output_dir) / "job"
-    sources = {}
-    for name in p.streams():  # shard sources pass as paths; records (a JSON catalog type) as a JSON-lines file
-        corpus = corpora[name]
-        if is_shard_sources(corpus):
-            sources[name] = corpus
-        else:
-            sources[name] = [{"name": f"pretrain_{name}", "path": str(records_to_jsonl(corpus, run_dir / "records" / f"{name}.jsonl"))}]
-    config = {
-        "stage": stage,
-        "params": describe(p),
-        "init_dir": str(init),
-        "corpora": sources,
-        "image_root": image_root,
-        "run_id": run_id,
-    }
-    result = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", config, run_dir, dist)
+    with job_directory(Path(p.output_dir) / "job", dist) as job_dir:
+        sources = {}
+        for name in p.streams():  # shard sources pass as paths; records (a JSON catalog type) as a JSON-lines file
+            corpus = corpora[name]
+            if is_shard_sources(corpus):
+                sources[name] = corpus
+            else:
+                sources[name] = [{"name": f"pretrain_{name}", "path": str(records_to_jsonl(corpus, job_dir / "records" / f"{name}.jsonl"))}]
+        config = {
+            "stage": stage,
+            "params": describe(p),
+            "init_dir": str(init),
+            "corpora": sources,
+            "image_root": image_root,
+            "run_id": run_id,
+        }
+        result = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", config, job_dir, dist)
+    if result is None:
+        log.info("%s: node %d is done; rank 0 on node 0 wrote the run under %s, node 0's kedro run saves the outputs", stage, dist.node_rank, p.output_dir)
+        return (OnNodeZero(dist.node_rank, p.output_dir),) * 3
     metrics = {"step": result["step"], "resumed_from": result["resumed_from"], "losses": loss_summary(result["history"])}
     for key, value in metrics["losses"].items():
         log.info("%s %s: first-50 mean %.4f -> last-50 mean %.4f", stage, key, value["first"], value["last"])
