@@ -84,6 +84,11 @@ def test_logging_validation_and_checkpoints_follow_their_schedules_and_the_best_
     assert (again.best_step, again.history) == (best_step, result.history)  # a finished run trains nothing more
 
 
+def test_fsdp_refuses_a_validation_callback(tmp_path):
+    with pytest.raises(ValueError, match="sharding 'fsdp' cannot run a validation callback"):
+        train(_model(), _objective, _streams(), _config(sharding="fsdp"), tmp_path, evaluate=lambda m, step: {"acc": 1.0})
+
+
 def test_a_module_frozen_by_lr_scales_trains_in_eval_mode_also_after_validation(tmp_path):
     model = _model()
     modes = []

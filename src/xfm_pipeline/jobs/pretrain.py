@@ -55,7 +55,10 @@ class PretrainParams:
     box_head: str = "cls"  # BBP head: "cls" (X-FM's bbox_head) | "pointer" (bbox_pointer + loss_pointer)
     frozen_text_cache: int = 0  # distinct texts whose states a FROZEN text encoder keeps per process (0 = none)
     loop: dict[str, Any] = field(default_factory=dict)  # training.loop.LoopConfig fields
-    num_workers: int = 0  # DataLoader workers per rank
+    # DataLoader workers per rank and stream (None = auto: 0 on a CPU; on CUDA min(8, CPUs per rank) split over the
+    # active streams, each stream's count a divisor of its lanes per rank)
+    num_workers: int | None = None
+    prefetch_factor: int | None = None  # lane chunks each worker loads ahead (None = PyTorch's 2; needs workers)
     output_dir: str = "data/06_models/pretrain_run"  # run-<key>/ checkpoints: same params+inputs resume
     keep_runs: int = DEFAULT_KEEP_RUNS  # run-<key>/ directories kept after a run (the oldest are deleted; 0 = keep all)
     distributed: dict[str, Any] = field(default_factory=dict)  # training.launch.DistributedConfig fields
@@ -96,7 +99,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     active = [name for name in params.streams() if name in objective.active_streams]
     sources = {name: _sources(name, config["corpora"], params.streams()[name].image_root or config["image_root"]) for name in active}
     streams = {
-        name: _build_stream(name, params.streams()[name], sources[name], model, tokenizer, params, loop_config.seed, accelerator, i)
+        name: _build_stream(name, params.streams()[name], sources[name], model, tokenizer, params, loop_config.seed, accelerator, i, len(active))
         for i, name in enumerate(params.streams())
         if name in active
     }
@@ -107,7 +110,7 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
     records_files = [Path(e["path"]) for name in active for e in config["corpora"][name] if not Path(e["path"]).is_dir()]
     files = [Path(config["init_dir"]) / "model.safetensors", *records_files]  # hashed into the run key; shards by their index
-    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers", "keep_runs")}
+    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers", "prefetch_factor", "keep_runs")}
     key_params["data"] = {name: [[s.weight, s.fingerprint()] for s in sources[name] if s.shards is not None] for name in active}
     run_dir = run_directory(params.output_dir, key_params, files)
     start = start_run(run_dir, accelerator.is_main_process)
@@ -186,8 +189,9 @@ def sample_builder(name: str, sp: StreamParams, model, tokenizer, records=()):
     return pd.TextOnlyDataset(records, tokenizer, text_masker, text)
 
 
-def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: PretrainParams, seed, accelerator, offset):
+def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: PretrainParams, seed, accelerator, offset, n_streams: int):
     from xfm_pipeline.data import pretrain_datasets as pd
+    from xfm_pipeline.training.dataloaders import cpus_per_rank, resolve_loader_settings
     from xfm_pipeline.training.loop import Stream
     from xfm_pipeline.training.streams import LaneDataset, LaneLoader, StreamLayout, StreamPosition
 
@@ -198,7 +202,11 @@ def _build_stream(name, sp: StreamParams, sources, model, tokenizer, params: Pre
         layout = StreamLayout(sp.lanes, sp.batch_size, sp.shuffle_buffer, seed * 31 + offset)
         position = StreamPosition()
         dataset = LaneDataset(sources, layout, builder, position, accelerator.process_index, accelerator.num_processes)
-        loader = LaneLoader(dataset, pd.collate(name), params.num_workers)
+        settings = resolve_loader_settings(
+            accelerator.device, params.num_workers, prefetch_factor=params.prefetch_factor, where="pretrain",
+            worker_cap=cpus_per_rank() // n_streams, workers_divide=sp.lanes // accelerator.num_processes,
+        )  # fmt: skip
+        loader = LaneLoader(dataset, pd.collate(name), settings.num_workers, settings.prefetch_factor)
     except ValueError as exc:
         raise ValueError(f"pretrain.{name}: {exc}") from exc
     samples = sp.batch_size * (sp.texts_per_image if name == "region_text" else 1)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xfm_pipeline.training.dataloaders import LoaderSettings, resolve_loader_settings
 from xfm_pipeline.training.loop import LoopConfig
 
 
@@ -29,7 +30,10 @@ class TaskParams:
     batch_size: int = 16  # global training batch
     eval_batch_size: int = 32  # evaluation batch (per process)
     max_tokens: int = 40  # text length incl. specials
-    num_workers: int = 0  # DataLoader workers
+    num_workers: int | None = None  # DataLoader workers per rank (None = auto: 0 on a CPU, min(8, CPUs per rank) on CUDA)
+    pin_memory: bool | None = None  # page-locked batches for faster host-to-GPU copies (None = auto: on CUDA only)
+    persistent_workers: bool | None = None  # keep a loader's workers between passes (None = auto: when there are workers)
+    prefetch_factor: int | None = None  # batches each worker loads ahead (None = PyTorch's 2; needs workers)
     loop: LoopConfig = field(default_factory=LoopConfig)  # optimiser, schedule, steps, seed, validation period
     options: dict[str, Any] = field(default_factory=dict)  # task-specific settings (validated by options_class)
 
@@ -37,6 +41,11 @@ class TaskParams:
     def seed(self) -> int:
         """Data order, augmentation and head initialisation seed (``loop.seed``)."""
         return self.loop.seed
+
+    def loader_settings(self, device: str | torch.device, where: str = "") -> LoaderSettings:
+        """The DataLoader settings of a rank whose batches go to ``device`` ("auto" values resolved;
+        ``where`` names the parameter block in errors)."""
+        return resolve_loader_settings(device, self.num_workers, self.pin_memory, self.persistent_workers, self.prefetch_factor, where=where)
 
 
 class TaskModel(nn.Module):
@@ -64,6 +73,7 @@ class Task(ABC):
     selection_metric: str = ""  # validation metric that selects the checkpoint (higher is better)
     new_param_prefixes: tuple[str, ...] = ()  # task-model parameters created fresh (lr x lr_mult)
     options_class: type  # dataclass of ``params.options`` (unknown keys rejected); every task sets it
+    collective_predict: bool = False  # predict(..., ranks=) splits the work over the ranks itself (see predict)
 
     def options(self, params: TaskParams, where: str = ""):
         """``params.options`` as ``options_class`` (``where``: the dotted parameter path for messages).
@@ -93,7 +103,10 @@ class Task(ABC):
 
     @abstractmethod
     def predict(self, model: TaskModel, loader, params: TaskParams) -> list[dict[str, Any]]:
-        """Predictions on an evaluation split, as JSON-ready records."""
+        """Predictions of the items of ``loader`` (a sequential loader over an evaluation split or this rank's
+        shard of it, ``training.distributed_eval.shard``), one JSON-ready record per item, in loader order;
+        batches go to the model's device. A task with ``collective_predict`` takes a ``ranks`` argument
+        too, runs its own collectives and returns the predictions of the whole split on every rank."""
 
     @abstractmethod
     def evaluate(self, predictions: list[dict[str, Any]], split: str, data: dict[str, Any]) -> dict[str, float]:

@@ -154,9 +154,10 @@ class CaptioningTask(Task):
     def predict(self, model: CaptioningModel, loader, params: TaskParams, noise_seed: int | None = None) -> list[dict[str, Any]]:
         """Beam-search a caption per image; ``noise_seed`` replaces each image by N(0, 1) noise (blind check)."""
         from xfm_pipeline.model.decoder import BeamConfig, beam_search
+        from xfm_pipeline.training.distributed_eval import full_dataset
 
         opts = self.options(params)
-        tokenizer = loader.dataset.tokenizer
+        tokenizer = full_dataset(loader.dataset).tokenizer  # loader: the split or a shard of it
         prompt = tokenizer(opts.prompt.strip(), return_tensors="pt")["input_ids"][0][:-1]  # [CLS] prompt (no [SEP])
         beam = BeamConfig(beam_size=opts.beam_size, max_len=opts.max_len, min_len=opts.min_len)
         eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id

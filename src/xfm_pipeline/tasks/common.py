@@ -47,5 +47,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors of a dict batch moved to ``device`` (other values untouched)."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Tensors of a dict batch moved to ``device`` (other values untouched); copies from pinned memory
+    (``pin_memory``) do not block the host."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -55,6 +55,7 @@ from xfm_pipeline.tasks.common import (
     tokenize_fixed,
 )
 from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
+from xfm_pipeline.training.distributed_eval import full_dataset
 
 
 @dataclass
@@ -228,7 +229,7 @@ class GroundingTask(Task):
         from xfm_pipeline.metrics.grounding import cxcywh_norm_to_xywh
 
         device = model_device(model)
-        records = loader.dataset.records
+        records = full_dataset(loader.dataset).records  # batch indices are the split's (loader: the split or a shard)
         out = []
         for batch in loader:
             boxes = model(to_device(batch, device))[1].double().cpu().numpy()  # (B, 4)

@@ -36,6 +36,7 @@ from xfm_pipeline.tasks.common import (
     tokenize_fixed,
 )
 from xfm_pipeline.tasks.spec import PaperResult, TaskPipeline, TaskSpec
+from xfm_pipeline.training.distributed_eval import full_dataset
 
 
 @dataclass
@@ -167,7 +168,7 @@ class NLVRTask(Task):
     @torch.no_grad()
     def predict(self, model: TaskModel, loader, params: TaskParams) -> list[dict[str, Any]]:
         device = model_device(model)
-        records = loader.dataset.records
+        records = full_dataset(loader.dataset).records  # batch indices are the split's (loader: the split or a shard)
         out = []
         for batch in loader:
             batch = to_device(batch, device)

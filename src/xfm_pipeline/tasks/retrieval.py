@@ -52,6 +52,7 @@ from xfm_pipeline.tasks.common import (
     tokenize_fixed,
 )
 from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
+from xfm_pipeline.training.distributed_eval import Ranks, full_dataset
 
 TOP_SAVED = 10  # candidates saved per query in the predictions (enough for R@10)
 SCORES = ("itm", "itm+itc")
@@ -190,26 +191,32 @@ def ranked_scores(
     texts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     options: RetrievalOptions,
     image_major: bool,
+    ranks: Ranks | None = None,
 ) -> torch.Tensor:
     """(Q, C) final scores of queries against candidates: the top ``k_test`` candidates of each query by ITC
     re-scored by the ITM head (plus the ITC logit for ``score: itm+itc``), the others below them in ITC order.
 
     ``itc_rows`` (Q, C) holds ITC logits (double); ``image_embeds`` (Ni, 1+N, Dv) and ``texts`` = (states
-    (Nt, L, Dt), ids (Nt, L), mask (Nt, L)); queries are images when ``image_major``, else texts.
+    (Nt, L, Dt), ids (Nt, L), mask (Nt, L)); queries are images when ``image_major``, else texts. With
+    ``ranks`` (every rank holding the same inputs) each rank re-scores its block of the fusion calls and
+    every rank gets all the scores.
     """
     text_embeds, text_ids, text_atts = texts
+    ranks = ranks or Ranks()
     k = min(options.k_test, itc_rows.shape[1])
     candidates = itc_rows.topk(k, dim=1).indices  # (Q, k)
     queries = torch.arange(itc_rows.shape[0], device=itc_rows.device).repeat_interleave(k)  # (Q*k,)
     flat = candidates.reshape(-1)
     img_rows, txt_rows = (queries, flat) if image_major else (flat, queries)
+    mine = ranks.block(len(img_rows), options.rerank_batch)  # this rank's pairs, whole fusion calls
     itm = []  # ITM positive logit of the pairs (img_rows[p], txt_rows[p]), rerank_batch pairs per fusion call
-    for start in range(0, len(img_rows), options.rerank_batch):
-        i, t = img_rows[start : start + options.rerank_batch], txt_rows[start : start + options.rerank_batch]
+    for start in range(mine.start, mine.stop, options.rerank_batch):
+        stop = min(start + options.rerank_batch, mine.stop)
+        i, t = img_rows[start:stop], txt_rows[start:stop]
         ids, atts = trim_padding(text_ids[t], text_atts[t])
         fused = xfm.fuse(text_embeds[t][:, : atts.shape[1]], atts, image_embeds[i])  # (p, L, Dt)
         itm.append(xfm.itm_score(fused))
-    value = torch.cat(itm).double().view(-1, k)  # (Q, k)
+    value = ranks.all_gather_rows(torch.cat(itm) if itm else None).double().view(-1, k)  # (Q, k)
     if options.score == "itm+itc":
         value = value + itc_rows.gather(1, candidates)
     out = itc_rows - _BELOW_CANDIDATES
@@ -225,6 +232,7 @@ class RetrievalTask(Task):
     selection_metric = "r_mean"
     options_class = RetrievalOptions
     new_param_prefixes = ()
+    collective_predict = True  # ITC ranks every image against every text: predict gathers the encodings itself
 
     def build_model(self, xfm: nn.Module, params: TaskParams, data: dict[str, Any]) -> TaskModel:
         options = self.options(params)
@@ -263,19 +271,31 @@ class RetrievalTask(Task):
         return {"loss_itc": loss_itc, "loss_itm": itm.loss, "itm_acc": itm.accuracy, "loss": loss_itc + itm.loss}
 
     @torch.no_grad()
-    def predict(self, model: TaskModel, loader, params: TaskParams) -> list[dict[str, Any]]:
+    def predict(self, model: TaskModel, loader, params: TaskParams, ranks: Ranks | None = None) -> list[dict[str, Any]]:
+        """Image and text queries of the split (every rank gets them all).
+
+        With ``ranks`` the work is split: ``loader`` covers this rank's block of the images, the rank encodes
+        the same block of the texts (both cut at ``eval_batch_size``), the encodings are gathered on every
+        rank, each rank computes the whole ITC matrix and re-ranks its block of the ITM fusion calls, and
+        the ITM scores are gathered. Every batch and fusion call is one that a single process runs, so the
+        predictions are the single process's.
+        """
         options = self.options(params)
-        dataset: RetrievalEvalDataset = loader.dataset
+        ranks = ranks or Ranks()
+        dataset: RetrievalEvalDataset = full_dataset(loader.dataset)
         xfm, device = model.xfm, model_device(model)
-        image_embeds, image_feats = encode_images(xfm, loader, device)  # (Ni, 1+N, Dv), (Ni, E)
+        local = encode_images(xfm, loader, device) if len(loader.dataset) else (None, None)  # this rank's images
+        image_embeds, image_feats = (ranks.all_gather_rows(x) for x in local)  # (Ni, 1+N, Dv), (Ni, E)
         text_ids, text_atts = dataset.text_ids.to(device), dataset.text_atts.to(device)  # (Nt, L)
-        text_embeds, text_feats = encode_texts(xfm, text_ids, text_atts, params.eval_batch_size)  # (Nt, L, Dt), (Nt, E)
+        block = ranks.block(len(text_ids), params.eval_batch_size)
+        local = encode_texts(xfm, text_ids[block.start : block.stop], text_atts[block.start : block.stop], params.eval_batch_size) if block else (None, None)
+        text_embeds, text_feats = (ranks.all_gather_rows(x) for x in local)  # (Nt, L, Dt), (Nt, E)
 
         itc = (image_feats @ text_feats.t() / xfm.temperature).double()  # (Ni, Nt) ITC logits
         n_images, n_texts = itc.shape
         texts = (text_embeds, text_ids, text_atts)
-        s_i2t = ranked_scores(xfm, itc, image_embeds, texts, options, image_major=True)  # (Ni, Nt)
-        s_t2i = ranked_scores(xfm, itc.t().contiguous(), image_embeds, texts, options, image_major=False)  # (Nt, Ni)
+        s_i2t = ranked_scores(xfm, itc, image_embeds, texts, options, image_major=True, ranks=ranks)  # (Ni, Nt)
+        s_t2i = ranked_scores(xfm, itc.t().contiguous(), image_embeds, texts, options, image_major=False, ranks=ranks)  # (Nt, Ni)
         predictions: list[dict[str, Any]] = []
         top_i2t = s_i2t.topk(min(TOP_SAVED, n_texts), dim=1)
         for i in range(n_images):

@@ -192,9 +192,10 @@ class VQATask(Task):
         ``top_k`` > 0 adds the ``top_k`` best ``answers`` (of the ``k_test`` ranked) and their ``scores``
         (log-likelihoods), best first."""
         from xfm_pipeline.model.decoder import score_answers
+        from xfm_pipeline.training.distributed_eval import full_dataset
 
         opts = self.options(params)
-        dataset = loader.dataset
+        dataset = full_dataset(loader.dataset)  # the answer list and tokenizer (loader: the split or a shard of it)
         device = common.model_device(model)
         answer_list = dataset.answer_list
         a_ids, a_atts = common.tokenize_fixed(dataset.tokenizer, answer_list, opts.max_answer_tokens)

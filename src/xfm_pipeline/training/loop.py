@@ -27,6 +27,7 @@ from torch import nn
 
 from xfm_pipeline.training import checkpointing as ckpt
 from xfm_pipeline.training import sharding
+from xfm_pipeline.training.distributed_eval import Ranks
 from xfm_pipeline.training.host_memory import keep_freed_memory
 from xfm_pipeline.training.optim import create_optimizer, eval_frozen_submodules, freeze_zero_scaled, linear_warmup_decay, param_groups, warmup_steps_of
 from xfm_pipeline.training.sampling import StreamIterator, StreamSampler, sample_seed
@@ -144,13 +145,15 @@ def train(
         write_metadata: called with each checkpoint's temporary directory and the unsharded model to write
             its config/tokenizer files.
         on_log: called on rank 0 with (step, metrics) every ``log_every`` steps and at the end.
-        evaluate: validation callback ``evaluate(model, step) -> metrics`` run on rank 0 every ``eval_every`` steps
-            and at the end; with ``select_metric`` the best-scoring weights are kept in ``output_dir/best``
-            (model selection on validation, never on test).
+        evaluate: validation callback ``evaluate(model, step) -> metrics`` run on every rank (in eval mode,
+            without gradients) every ``eval_every`` steps and at the end; rank 0's metrics count (the other
+            ranks may return anything, e.g. their share of a distributed evaluation's ``{}``); with
+            ``select_metric`` the best-scoring weights are kept in ``output_dir/best`` (model selection on
+            validation, never on test).
 
     Raises:
-        ValueError: unknown ``config.sharding``, or ``fsdp`` with an ``evaluate`` callback (validation runs
-            on rank 0 alone, which sharded weights cannot).
+        ValueError: unknown ``config.sharding``, or ``fsdp`` with an ``evaluate`` callback (every rank
+            validates its share with the whole weights, which sharded ranks do not hold).
     """
     from tqdm.auto import tqdm
 
@@ -225,7 +228,7 @@ def _setup(model, objective, streams, config, output_dir, accelerator, evaluate)
         raise ValueError(f"sharding must be one of {SHARDING}, got {config.sharding!r}")
     fsdp = config.sharding == "fsdp"
     if fsdp and evaluate is not None:
-        raise ValueError("sharding 'fsdp' cannot run a validation callback (it runs on rank 0 alone); use 'ddp'")
+        raise ValueError("sharding 'fsdp' cannot run a validation callback (every rank predicts its share with the whole weights); use 'ddp'")
     frozen = freeze_zero_scaled(model, config.lr_scales)
     if frozen and is_main:
         log.info("lr_scales freeze %d parameter tensors (%s ...)", len(frozen), frozen[0])
@@ -355,17 +358,26 @@ def _mean_over_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]
 
 
 def _validate(run: _Run, step: int, evaluate, write_metadata, on_log) -> None:
-    """Run ``evaluate`` on rank 0, add its ``val/*`` metrics to the history and keep ``output_dir/best``
-    when the selection metric improves (every rank waits for it)."""
+    """Run ``evaluate`` on every rank (it may split the work over them), take rank 0's ``val/*`` metrics on
+    every rank, add them to the history and keep ``output_dir/best`` when the selection metric improves
+    (rank 0 writes it, every rank records it)."""
     accelerator = run.accelerator
+    _buffers_from_main(run)
+    metrics = Ranks.current().broadcast(_evaluate(run.model, evaluate, step))
+    run.history.append({"step": step, **metrics})
+    if on_log is not None and accelerator.is_main_process:
+        on_log(step, metrics)
+    _keep_if_best(run, step, metrics, write_metadata)
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        metrics = _evaluate(run.model, evaluate, step)
-        run.history.append({"step": step, **metrics})
-        if on_log is not None:
-            on_log(step, metrics)
-        _keep_if_best(run, step, metrics, write_metadata)
-    accelerator.wait_for_everyone()
+
+
+def _buffers_from_main(run: _Run) -> None:
+    """Give every rank rank 0's floating-point buffers (BatchNorm running statistics, which each rank's
+    own batches update), as DDP does at its next forward, so all ranks validate the same model."""
+    if run.accelerator.num_processes > 1:
+        for buffer in run.model.buffers():
+            if buffer.is_floating_point():
+                torch.distributed.broadcast(buffer, src=0)
 
 
 def _evaluate(model: nn.Module, evaluate, step: int) -> dict[str, float]:
@@ -382,8 +394,9 @@ def _evaluate(model: nn.Module, evaluate, step: int) -> dict[str, float]:
 
 
 def _keep_if_best(run: _Run, step: int, metrics: dict[str, float], write_metadata) -> None:
-    """Save the weights to ``output_dir/best`` when ``metrics`` beat the best so far on ``select_metric``
-    (every validation wins without one, so ``best`` is then the last)."""
+    """Record ``step`` as the best on every rank and save the weights to ``output_dir/best`` (rank 0) when
+    ``metrics`` beat the best so far on ``select_metric`` (every validation wins without one, so ``best``
+    is then the last)."""
     config, best = run.config, run.best
     key = f"val/{config.select_metric}" if config.select_metric else None
     if key is not None and key not in metrics:
@@ -391,8 +404,9 @@ def _keep_if_best(run: _Run, step: int, metrics: dict[str, float], write_metadat
     better = best is None or key is None or (metrics[key] > best["score"] if config.select_mode == "max" else metrics[key] < best["score"])
     if better:
         run.best = {"step": step, "score": metrics[key] if key else float(step), "metrics": metrics}
-        ckpt.save_training_checkpoint(run.output_dir / BEST, run.model, {"step": step, "best": run.best}, write_metadata)
-        log.info("step %d: new best %s", step, {k: round(v, 4) for k, v in metrics.items()})
+        if run.accelerator.is_main_process:
+            ckpt.save_training_checkpoint(run.output_dir / BEST, run.model, {"step": step, "best": run.best}, write_metadata)
+            log.info("step %d: new best %s", step, {k: round(v, 4) for k, v in metrics.items()})
 
 
 def _checkpoint(run: _Run, step: int, write_metadata) -> None:

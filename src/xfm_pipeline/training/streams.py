@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xfm_pipeline.training.dataloaders import LoaderSettings, make_loader
 from xfm_pipeline.training.sampling import sample_seed
 from xfm_pipeline.training.stream_sources import Item, StreamSource
 
@@ -221,15 +222,20 @@ def _unchanged(chunk):
 
 
 class LaneLoader:
-    """This rank's batches of a stream: a DataLoader over :class:`LaneDataset` (``num_workers`` processes),
-    whose lane chunks are put together in lane order and collated in the main process."""
+    """This rank's batches of a stream: a DataLoader over :class:`LaneDataset` (``num_workers`` processes,
+    each loading ``prefetch_factor`` lane chunks ahead; None = PyTorch's 2), whose lane chunks are put
+    together in lane order and collated in the main process (so batches are not pinned: the loop copies
+    them to the device)."""
 
-    def __init__(self, dataset: LaneDataset, collate: Callable[[list[dict[str, Any]]], dict[str, Any]], num_workers: int = 0):
+    def __init__(
+        self, dataset: LaneDataset, collate: Callable[[list[dict[str, Any]]], dict[str, Any]], num_workers: int = 0, prefetch_factor: int | None = None
+    ):
         self.dataset, self.collate = dataset, collate
         layout = dataset.layout
         self.lanes = layout.lanes_of(dataset.rank, dataset.world_size)  # all lanes of this rank
         layout.lanes_of(dataset.rank, dataset.world_size, 0, max(num_workers, 1))  # refuse an uneven worker split now
-        self.loader = torch.utils.data.DataLoader(dataset, batch_size=None, collate_fn=_unchanged, num_workers=num_workers, persistent_workers=num_workers > 0)
+        settings = LoaderSettings(num_workers=num_workers, persistent_workers=num_workers > 0, prefetch_factor=prefetch_factor)
+        self.loader = make_loader(dataset, settings, _unchanged, batch_size=None)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         # Open the DataLoader now (the loop does it before its first step) and without touching the global
