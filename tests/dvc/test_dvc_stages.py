@@ -30,7 +30,12 @@ def test_the_ablation_has_its_own_dvc_file_outside_a_plain_dvc_repro():
     assert {"data/02_intermediate/vqa", "data/02_intermediate/glue", "data/02_intermediate/imagenet"} <= set(stage["deps"])
     finetune_blocks = stage["params"][2]["conf/base/parameters_finetune.yml"]
     assert {block for row in ROWS for block in PIPELINES[row][1].param_layers()} == set(finetune_blocks)
-    assert [next(iter(o)) for o in stage["outs"]] == ["data/08_reporting/ablation.json", "data/08_reporting/ablation.md", "data/08_reporting/ablation.png"]
+    assert [next(iter(o)) for o in stage["outs"]] == [
+        "data/07_model_output/ablation",
+        "data/08_reporting/ablation.json",
+        "data/08_reporting/ablation.md",
+        "data/08_reporting/ablation.png",
+    ]
 
 
 def test_every_registered_pipeline_has_a_stage_with_its_data_init_module_and_parameter_layers():

@@ -50,7 +50,20 @@ def test_the_table_has_mean_sample_std_and_gains_per_row():
     assert sst2["metric"] == "val/accuracy"  # GLUE has no test split; fractions shown in percent
     assert sst2["starts"]["init"] == {"seeds": [42], "values": [75.0], "mean": 75.0, "std": 0.0}
     assert sst2["gain_over_init"] == pytest.approx(5.0) and sst2["gain_over_warmup"] is None
-    assert table["seeds"] == [42, 43, 44]
+    assert table["seeds"] == [42, 43, 44] and table["not_run"] == []
+
+
+def test_runs_not_written_yet_are_listed_not_guessed():
+    table = summarise(
+        finetune_vqa_from_pretrain=_runs("finetune_vqa", "pretrain", [50.0], "test/vqa_acc", seeds=(42,)),
+        finetune_vqa_from_init=None,
+    )
+    (vqa,) = table["tasks"]
+    assert set(vqa["starts"]) == {"pretrain"} and vqa["gain_over_init"] is None
+    assert table["not_run"] == ["finetune_vqa_from_init"]
+    from xfm_pipeline.reporting.ablation import ablation_markdown
+
+    assert "Not run yet: finetune_vqa_from_init." in ablation_markdown(table)
 
 
 def test_a_run_without_its_headline_metric_names_row_start_and_seed():
@@ -104,6 +117,8 @@ def test_a_tiny_ablation_reproduces_the_fine_tune_and_keeps_only_numbers(tmp_pat
     pipeline_metrics = json.loads((root / "data" / "08_reporting" / "metrics" / "finetune_glue_sst2.json").read_text())
     assert row["starts"]["pretrain"]["values"][0] == pytest.approx(100 * pipeline_metrics[row["metric"]], abs=1e-4)
     assert row["gain_over_init"] == pytest.approx(row["starts"]["pretrain"]["mean"] - row["starts"]["init"]["mean"], abs=1e-3)
-    assert not any((models / "ablation_runs").rglob("*.safetensors"))
+    assert not any((models / "ablation_runs").rglob("*.safetensors")) and table["not_run"] == []
+    saved = json.loads((root / "data" / "07_model_output" / "ablation" / "finetune_glue_sst2_from_init.json").read_text())
+    assert saved["seeds"] == [42, 5] and len(saved["runs"]) == 2  # a partial ablation keeps what it finished
     assert "finetune_glue_sst2" in (root / "data" / "08_reporting" / "ablation.md").read_text()
     assert (root / "data" / "08_reporting" / "ablation.png").stat().st_size > 0

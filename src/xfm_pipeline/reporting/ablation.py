@@ -83,9 +83,11 @@ def _rows(table: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _caption(table: Mapping[str, Any]) -> str:
     seeds = ", ".join(str(s) for s in table.get("seeds") or []) or "not given"
-    return (
+    caption = (
         f"Mean ± standard deviation over seeds ({seeds}); budget: {table.get('budget') or 'not given'}. Gains: mean from `pretrain` minus mean from the start."
     )
+    not_run = table.get("not_run") or []
+    return caption + (f" Not run yet: {', '.join(not_run)}." if not_run else "")
 
 
 def ablation_markdown(table: Mapping[str, Any]) -> str:

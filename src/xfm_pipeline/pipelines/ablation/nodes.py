@@ -3,7 +3,9 @@
 A row is a registered fine-tune pipeline (``finetune_vqa`` ...); a start is a catalog checkpoint. Each seed
 fine-tunes with the pipeline's own parameters (budget, options) and only ``loop.seed`` and the run directory
 changed, in a run directory of its own under ``params:ablation.output_dir`` that is deleted once its metrics
-are read: the ablation keeps numbers, not weights (72 tiny-preset runs would hold ~9 GB).
+are read: the ablation keeps numbers, not weights (72 tiny-preset runs would hold ~9 GB). Each (row, start)
+writes its metrics to its own file (catalog ``ablation.{run}``), so an interrupted or partial ablation
+(``--nodes``) keeps what it finished and the table is made from whatever has run.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 WARMUP, PRETRAINED, INITIAL = "pretrain_vision", "pretrain", "init"  # the starts the gains compare
 
 
-def summarise(**runs: dict[str, Any]) -> dict[str, Any]:
-    """The ablation table from the runs of :func:`finetune_from_start` (any keyword names).
+def summarise(**runs: dict[str, Any] | None) -> dict[str, Any]:
+    """The ablation table from the runs of :func:`finetune_from_start` (any keyword names); a ``None`` (a run
+    file not written yet: ``kedro run --pipeline ablation --nodes ...`` ran a subset) is listed under ``not_run``.
 
     Each row's headline metric (its task's checkpoint-selection metric on the test split, or validation where a
     task has no test split (GLUE), in percent like the results table) per start: the values of every seed, their mean and sample standard deviation; the row's gains are
@@ -79,7 +82,7 @@ def summarise(**runs: dict[str, Any]) -> dict[str, Any]:
     from xfm_pipeline.reporting.headline import headline
     from xfm_pipeline.tasks.registry import get_pipeline
 
-    results = list(runs.values())
+    results = [run for run in runs.values() if run is not None]
     tasks: dict[str, dict[str, Any]] = {}
     for result in results:
         row, start = result["row"], result["start"]
@@ -102,4 +105,6 @@ def summarise(**runs: dict[str, Any]) -> dict[str, Any]:
 
         entry["gain_over_init"], entry["gain_over_warmup"] = gain(INITIAL), gain(WARMUP)
     seeds = sorted({s for r in results for s in r["seeds"]})
-    return {"tasks": list(tasks.values()), "seeds": seeds, "budget": "each row's own fine-tune parameters (conf/<env>/parameters_finetune.yml)"}
+    not_run = sorted(name for name, run in runs.items() if run is None)
+    budget = "each row's own fine-tune parameters (conf/<env>/parameters_finetune.yml)"
+    return {"tasks": list(tasks.values()), "seeds": seeds, "budget": budget, "not_run": not_run}
