@@ -381,7 +381,8 @@ def check_multi_node_pretrain(command: str) -> None:
     dist = from_dict(DistributedConfig, pretrain.distributed, path="pretrain.distributed")
     assert dist.node_rank == 1 and dist.nnodes == local["pretrain"]["distributed"]["nnodes"] > 1
     cmd = torchrun_command(dist, Path("job.json"))
-    for flag in (f"--nproc-per-node={dist.nproc_per_node}", f"--nnodes={dist.nnodes}", "--node-rank=1", f"--rdzv-endpoint={dist.rdzv_endpoint}"):
+    flags = (f"--nproc-per-node={dist.nproc_per_node}", f"--nnodes={dist.nnodes}", f"--rdzv-endpoint={dist.rdzv_endpoint}", "--rdzv-conf=is_host=false")
+    for flag in flags:  # node 1 joins node 0's rendezvous; the worker numbers the ranks by node_rank
         assert flag in cmd, (flag, cmd)
     assert "--standalone" not in cmd
 
