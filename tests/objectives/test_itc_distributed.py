@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from gloo_workers import spawn_and_collect
 
 from xfm_pipeline.objectives import gather_features, itc_loss, rank_and_world
 
@@ -55,10 +55,7 @@ def _worker(rank, store_path, out_path):
 
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("gloo")
-    out = directory / "result"
-    mp.spawn(_worker, args=(str(directory / "store"), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(f"{out}.{r}", weights_only=True) for r in range(WORLD)]
+    return spawn_and_collect(_worker, tmp_path_factory.mktemp("gloo"), WORLD)
 
 
 def test_one_process_gather_is_the_identity():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.multiprocessing as mp
+from gloo_workers import spawn_and_collect
 
 from xfm_pipeline.training.distributed_eval import Ranks, full_dataset, shard
 
@@ -68,10 +68,7 @@ def _worker(rank, store_path, out_path):
 
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("gloo_eval")
-    out = directory / "result"
-    mp.spawn(_worker, args=(str(directory / "store"), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(f"{out}.{r}", weights_only=True) for r in range(WORLD)]
+    return spawn_and_collect(_worker, tmp_path_factory.mktemp("gloo_eval"), WORLD)
 
 
 @pytest.mark.system  # two spawned gloo processes
