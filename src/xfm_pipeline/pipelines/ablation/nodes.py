@@ -46,15 +46,15 @@ def finetune_from_start(init: str, image_root: str, ablation: dict[str, Any], *,
     from xfm_pipeline.tasks.registry import get_pipeline
 
     last = f"params_{len(get_pipeline(row)[1].param_layers()) - 1}"
-    runs = []
-    for seed in seed_values(ablation, seeds, row):
+    values, runs = seed_values(ablation, seeds, row), []
+    for seed in values:
         output_dir = Path(ablation["output_dir"]) / row / start / f"seed{seed}"
         layers = dict(inputs, **{last: merge(inputs[last] or {}, {"loop": {"seed": seed}, "output_dir": str(output_dir), "keep_runs": 1})})
         log.info("ablation %s from %s, seed %d", row, start, seed)
         _, metrics, _, _ = finetune(init, image_root, None, pipeline=row, **layers)
         runs.append(metrics)
         shutil.rmtree(output_dir, ignore_errors=True)
-    return {"row": row, "start": start, "seeds": seed_values(ablation, seeds, row), "runs": runs}
+    return {"row": row, "start": start, "seeds": values, "runs": runs}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
