@@ -31,31 +31,25 @@ def _step(image_tower, text_tower, x_image, x_text, idx):
     return loss.detach(), params, x_image.grad
 
 
-def _worker(rank, store_path, out_path):
+def _compute(rank):
     import torch.distributed as dist
 
-    # a file store: no TCP server thread on rank 0 that could outlive the group at exit
-    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=WORLD)
-    try:
-        torch.set_num_threads(1)
-        image_tower, text_tower, x_image, x_text = _setup()
-        local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-        result = {"rank_and_world": rank_and_world(), "gathered_idx": gather_features(IDX[local])}
-        for name, idx in (("hard", None), ("soft", IDX[local])):
-            loss, params, x_grad = _step(image_tower, text_tower, x_image[local], x_text[local], idx)
-            for g in params:  # what DDP does: average the parameter gradients over ranks
-                dist.all_reduce(g)
-                g /= WORLD
-            result[name] = {"loss": loss, "params": params, "x_grad": x_grad}
-        torch.save(result, f"{out_path}.{rank}")
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    torch.set_num_threads(1)
+    image_tower, text_tower, x_image, x_text = _setup()
+    local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    result = {"rank_and_world": rank_and_world(), "gathered_idx": gather_features(IDX[local])}
+    for name, idx in (("hard", None), ("soft", IDX[local])):
+        loss, params, x_grad = _step(image_tower, text_tower, x_image[local], x_text[local], idx)
+        for g in params:  # what DDP does: average the parameter gradients over ranks
+            dist.all_reduce(g)
+            g /= WORLD
+        result[name] = {"loss": loss, "params": params, "x_grad": x_grad}
+    return result
 
 
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory):
-    return spawn_and_collect(_worker, tmp_path_factory.mktemp("gloo"), WORLD)
+    return spawn_and_collect(_compute, tmp_path_factory.mktemp("gloo"), WORLD)
 
 
 def test_one_process_gather_is_the_identity():

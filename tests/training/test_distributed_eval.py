@@ -43,32 +43,24 @@ def test_a_shard_keeps_the_dataset_indices_and_gives_the_whole_set_back():
         Ranks(0, 2).block(4, 0)
 
 
-def _worker(rank, store_path, out_path):
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=WORLD)
-    try:
-        ranks = Ranks.current()
-        block = ranks.block(5, 2)  # rank 0: items 0-1, rank 1: items 2-4
-        values = torch.arange(5 * 3, dtype=torch.float32).view(5, 3) / 7
-        result = {
-            "ranks": (ranks.rank, ranks.world_size),
-            "list": ranks.gather_list([{"index": i} for i in block]),
-            "float": ranks.all_gather_rows(values[block.start : block.stop]),
-            "bf16": ranks.all_gather_rows(values[block.start : block.stop].to(torch.bfloat16)),
-            "rank1_only": ranks.all_gather_rows(torch.tensor([5, -6], dtype=torch.int64) if rank == 1 else None),  # rank 0 has no rows
-            "nobody": ranks.all_gather_rows(None),
-            "broadcast": ranks.broadcast({"acc": 50.0 + rank}),
-        }
-        torch.save(result, f"{out_path}.{rank}")
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+def _compute(rank):
+    ranks = Ranks.current()
+    block = ranks.block(5, 2)  # rank 0: items 0-1, rank 1: items 2-4
+    values = torch.arange(5 * 3, dtype=torch.float32).view(5, 3) / 7
+    return {
+        "ranks": (ranks.rank, ranks.world_size),
+        "list": ranks.gather_list([{"index": i} for i in block]),
+        "float": ranks.all_gather_rows(values[block.start : block.stop]),
+        "bf16": ranks.all_gather_rows(values[block.start : block.stop].to(torch.bfloat16)),
+        "rank1_only": ranks.all_gather_rows(torch.tensor([5, -6], dtype=torch.int64) if rank == 1 else None),  # rank 0 has no rows
+        "nobody": ranks.all_gather_rows(None),
+        "broadcast": ranks.broadcast({"acc": 50.0 + rank}),
+    }
 
 
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory):
-    return spawn_and_collect(_worker, tmp_path_factory.mktemp("gloo_eval"), WORLD)
+    return spawn_and_collect(_compute, tmp_path_factory.mktemp("gloo_eval"), WORLD)
 
 
 @pytest.mark.system  # two spawned gloo processes
