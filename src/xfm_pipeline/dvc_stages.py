@@ -122,8 +122,6 @@ def ablation_file(project: Path) -> str:
     """The whole of :data:`ABLATION_DVC`: one stage running ``kedro run --pipeline ablation`` from the project
     root on the starting checkpoints and every row's validated data; its outputs are the per-run metrics files,
     the table, markdown and plot (the report it re-renders belongs to the ``report`` stage of ``dvc.yaml``)."""
-    from itertools import product
-
     from xfm_pipeline.pipelines.ablation import ROWS, STARTS
     from xfm_pipeline.pipelines.ablation.pipeline import run_dataset
     from xfm_pipeline.tasks.registry import get_pipeline
@@ -151,7 +149,7 @@ def ablation_file(project: Path) -> str:
         *_lines(blocks, 10),
         "    outs:",
     ]
-    runs = Path(path_of(f"ablation.{run_dataset(*next(iter(product(ROWS, STARTS))))}")).parent.as_posix()
+    runs = Path(path_of(f"ablation.{run_dataset(next(iter(ROWS)), next(iter(STARTS)))}")).parent.as_posix()  # one file per run
     for output in (runs, *(path_of(name) for name in ("ablation_table", "ablation_markdown", "ablation_plot"))):
         lines += [f"      - {output}:", "          cache: false"]
     return "\n".join(lines) + "\n"
