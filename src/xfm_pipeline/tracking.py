@@ -63,9 +63,10 @@ class MlflowStepLogger:
     the run the Kedro hook opened. A ``None`` run id makes it a no-op (MLflow disabled).
     """
 
-    def __init__(self, run_id: str | None, uri: str | None = None):
+    def __init__(self, run_id: str | None, uri: str | None = None, prefix: str = ""):
         self.run_id = run_id
         self.uri = uri or tracking_uri()
+        self.prefix = prefix  # prepended to every metric name (e.g. "warmup/" for a stage's first phase)
         self._client = None
 
     def __call__(self, step: int, metrics: dict[str, float]) -> None:
@@ -76,7 +77,7 @@ class MlflowStepLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(_metric_name(k), float(v), now, step) for k, v in metrics.items() if k != "step"]
+        batch = [Metric(_metric_name(self.prefix + k), float(v), now, step) for k, v in metrics.items() if k != "step"]
         self.client().log_batch(self.run_id, metrics=batch)
 
     def set_tags(self, tags: dict[str, str]) -> None:

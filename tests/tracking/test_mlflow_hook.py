@@ -44,6 +44,7 @@ def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_
     logger = MlflowStepLogger(run_id)
     for step in (1, 2, 3):
         logger(step, {"image_text/loss_itc": 3.0 - step, "lr": 1e-4, "step": step})
+    MlflowStepLogger(run_id, prefix="warmup/")(1, {"region_text/loss_pointer": 4.0, "step": 1})  # a stage's warm-up phase
     logger.set_tags({"xfm.code_fingerprint": "b" * 64, "xfm.resumed_from_code": "a" * 64})  # a resumed run's codes
     hook.after_node_run(node, {"model_metrics": {"val/vqa_acc": 0.5, "test": {"vqa_acc": 0.25}, "note": "text"}})
     hook.after_dataset_saved("model", str(tmp_path / "ckpt"), node)
@@ -58,6 +59,8 @@ def test_parent_and_nested_runs_with_params_metrics_and_artifacts(tracking, tmp_
     assert child.data.params == {"train.lr": "0.1", "train.loop.max_steps": "5"}
     assert "git_commit" in child.data.tags and len(child.data.tags["data_md5.corpus"]) == 32
     assert [m.value for m in client.get_metric_history(run_id, "image_text/loss_itc")] == [2.0, 1.0, 0.0]
+    assert [m.value for m in client.get_metric_history(run_id, "warmup/region_text/loss_pointer")] == [4.0]
+    assert "region_text/loss_pointer" not in child.data.metrics
     assert (child.data.tags["xfm.code_fingerprint"], child.data.tags["xfm.resumed_from_code"]) == ("b" * 64, "a" * 64)
     assert child.data.metrics["val/vqa_acc"] == 0.5 and child.data.metrics["test.vqa_acc"] == 0.25
     assert child.info.run_id == run_id

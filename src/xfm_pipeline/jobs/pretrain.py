@@ -62,10 +62,48 @@ class PretrainParams:
     output_dir: str = "data/06_models/pretrain_run"  # run-<key>/ checkpoints: same params+inputs resume
     keep_runs: int = DEFAULT_KEEP_RUNS  # run-<key>/ directories kept after a run (the oldest are deleted; 0 = keep all)
     distributed: dict[str, Any] = field(default_factory=dict)  # training.launch.DistributedConfig fields
+    # A first phase of the stage (see warmup_params): fields of this block it replaces, mappings merged key by
+    # key; the stage then continues from the phase's checkpoint. None = one phase.
+    warmup: dict[str, Any] | None = None
 
     def streams(self) -> dict[str, StreamParams]:
         """Configured streams in schedule order."""
         return {name: getattr(self, name) for name in STREAMS if getattr(self, name) is not None}
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied: mappings merged key by key, any other value replaced."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def warmup_params(params: dict[str, Any], stage: str = "pretrain") -> dict[str, Any]:
+    """The parameter block of a stage's warm-up phase: the stage's block (``params``) without ``warmup``,
+    with ``warmup``'s keys applied over it (mappings such as ``loop``, ``objectives`` or a stream's block
+    merged key by key). Its ``output_dir`` defaults to ``<output_dir>/warmup``.
+
+    Example: ``warmup: {objectives: {itc: 0, itm: 0, mlm: 0}, loop: {max_steps: 300}}`` first trains box
+    prediction alone for 300 steps with the stage's other settings.
+
+    Raises:
+        ConfigError: the merged block is not a valid :class:`PretrainParams` (the message names
+            ``<stage>.warmup.<key>``), or it has a ``warmup`` of its own.
+    """
+    from xfm_pipeline.config import ConfigError
+
+    overrides = params.get("warmup")
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{stage}.warmup: expected a mapping of parameters, got {overrides!r}")
+    if "warmup" in overrides:
+        raise ConfigError(f"{stage}.warmup.warmup: a warm-up phase cannot have a warm-up of its own")
+    base = {k: v for k, v in params.items() if k != "warmup"}
+    merged = _merged(base, overrides)
+    if "output_dir" not in overrides:
+        merged["output_dir"] = str(Path(base.get("output_dir", PretrainParams.output_dir)) / "warmup")
+    from_dict(PretrainParams, merged, path=f"{stage}.warmup")  # validated before anything runs
+    return merged
 
 
 # Parameters that did not come from a pretrained checkpoint get lr x lr_mult (docs/xfm.md#optimizer).
@@ -74,7 +112,8 @@ NEW_PARAM_PREFIXES = ["vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_h
 
 def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     """Job entry point (every rank). ``config`` keys: params, init_dir, corpora, image_root, run_id and
-    optionally stage (the checkpoint's stage tag; default "pretrain").
+    optionally stage (the checkpoint's stage tag; default "pretrain") and log_prefix (prepended to the
+    MLflow metric names; default none).
 
     ``corpora`` maps each stream to its sources, ``[{"name", "path", "weight"?, "image_root"?}, ...]``: a
     directory is a WebDataset shard directory (:mod:`xfm_pipeline.data.shards`), a file a JSON-lines corpus
@@ -89,6 +128,8 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     from xfm_pipeline.training.loop import LoopConfig, make_accelerator, train
 
     params = from_dict(PretrainParams, config["params"], path="pretrain")
+    if params.warmup is not None:
+        raise ValueError("pretrain.warmup: a job runs one phase; the pretraining node runs the warm-up phase first (warmup_params)")
     loop_config = from_dict(LoopConfig, params.loop, path="pretrain.loop")
     if not loop_config.new_param_prefixes:
         loop_config.new_param_prefixes = list(NEW_PARAM_PREFIXES)
@@ -107,10 +148,10 @@ def run_pretraining(config: dict[str, Any]) -> dict[str, Any]:
     def metadata(directory: Path, trained) -> None:
         write_pretrained(trained, directory, tokenizer=tokenizer, extra={"stage": config.get("stage", "pretrain")})
 
-    on_log = MlflowStepLogger(config.get("run_id")) if accelerator.is_main_process else None
+    on_log = MlflowStepLogger(config.get("run_id"), prefix=config.get("log_prefix", "")) if accelerator.is_main_process else None
     records_files = [Path(e["path"]) for name in active for e in config["corpora"][name] if not Path(e["path"]).is_dir()]
     files = [Path(config["init_dir"]) / "model.safetensors", *records_files]  # hashed into the run key; shards by their index
-    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers", "prefetch_factor", "keep_runs")}
+    key_params = {k: v for k, v in config["params"].items() if k not in ("distributed", "output_dir", "num_workers", "prefetch_factor", "keep_runs", "warmup")}
     key_params["data"] = {name: [[s.weight, s.fingerprint()] for s in sources[name] if s.shards is not None] for name in active}
     run_dir = run_directory(params.output_dir, key_params, files)
     start = start_run(run_dir, accelerator.is_main_process)

@@ -102,6 +102,35 @@ def pretrain_bbox(init: str, params: dict[str, Any], image_root: str, run_id: st
 
 
 def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, run_id: str | None, corpora: dict[str, Any]):
+    """Run the stage's warm-up phase (``warmup``, if set) and then the stage from the phase's checkpoint.
+
+    With a warm-up, the metrics gain ``"warmup"`` (the phase's own step, resume and loss summary) and the
+    history starts with the phase's rows, every loss key prefixed ``warmup/`` (as in MLflow).
+    """
+    from xfm_pipeline.config import from_dict
+    from xfm_pipeline.jobs.pretrain import PretrainParams, warmup_params
+    from xfm_pipeline.training.launch import DistributedConfig
+    from xfm_pipeline.training.loop import LoopConfig
+
+    p = from_dict(PretrainParams, params, path=stage)
+    main = {k: v for k, v in params.items() if k != "warmup"}
+    if p.warmup is None:
+        return _run_phase(stage, stage, init, main, image_root, run_id, corpora)
+    warm = warmup_params(params, stage)
+    for phase, block in ((f"{stage}.warmup", warm), (stage, main)):  # both phases' loops, before either runs
+        from_dict(LoopConfig, block.get("loop"), path=f"{phase}.loop")
+    if from_dict(DistributedConfig, p.distributed, path=f"{stage}.distributed").nnodes > 1:
+        raise ValueError(f"{stage}.warmup runs on one node only (distributed.nnodes is {p.distributed['nnodes']}): "
+                         "run the warm-up as a stage of its own for multi-node jobs")  # fmt: skip
+    log.info("%s: warm-up phase first (%s), then the stage from its checkpoint", stage, warm["output_dir"])
+    warm_checkpoint, warm_metrics, warm_history = _run_phase(stage, f"{stage}.warmup", init, warm, image_root, run_id, corpora, "warmup/")
+    checkpoint, metrics, history = _run_phase(stage, stage, warm_checkpoint, main, image_root, run_id, corpora)
+    prefixed = [{("warmup/" + k if k != "step" else k): v for k, v in row.items()} for row in warm_history]
+    return checkpoint, {**metrics, "warmup": warm_metrics}, prefixed + history
+
+
+def _run_phase(stage: str, phase: str, init: str, params: dict[str, Any], image_root: str, run_id: str | None, corpora: dict[str, Any], log_prefix: str = ""):
+    """One pretraining job (``phase``: the stage or its warm-up) -> (final checkpoint, metrics, history)."""
     from xfm_pipeline.config import from_dict
     from xfm_pipeline.data.validation.shards import is_shard_sources
     from xfm_pipeline.datasets.records import records_to_jsonl
@@ -109,11 +138,11 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
     from xfm_pipeline.training.launch import DistributedConfig, OnNodeZero, job_directory, run_job
     from xfm_pipeline.training.loop import LoopConfig
 
-    p = from_dict(PretrainParams, params, path=stage)
-    dist = from_dict(DistributedConfig, p.distributed, path=f"{stage}.distributed")
-    loop = from_dict(LoopConfig, p.loop, path=f"{stage}.loop")  # validated here, before anything is launched
+    p = from_dict(PretrainParams, params, path=phase)
+    dist = from_dict(DistributedConfig, p.distributed, path=f"{phase}.distributed")
+    loop = from_dict(LoopConfig, p.loop, path=f"{phase}.loop")  # validated here, before anything is launched
     if loop.max_steps == 0:
-        log.info("%s: loop.max_steps is 0, the init checkpoint passes through unchanged", stage)
+        log.info("%s: loop.max_steps is 0, the init checkpoint passes through unchanged", phase)
         return init, {"step": 0, "resumed_from": None, "losses": {}}, []
     with job_directory(Path(p.output_dir) / "job", dist) as job_dir:
         sources = {}
@@ -130,12 +159,13 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
             "corpora": sources,
             "image_root": image_root,
             "run_id": run_id,
+            "log_prefix": log_prefix,
         }
         result = run_job("xfm_pipeline.jobs.pretrain:run_pretraining", config, job_dir, dist)
     if result is None:
-        log.info("%s: node %d is done; rank 0 on node 0 wrote the run under %s, node 0's kedro run saves the outputs", stage, dist.node_rank, p.output_dir)
+        log.info("%s: node %d is done; rank 0 on node 0 wrote the run under %s, node 0's kedro run saves the outputs", phase, dist.node_rank, p.output_dir)
         return (OnNodeZero(dist.node_rank, p.output_dir),) * 3
     metrics = {"step": result["step"], "resumed_from": result["resumed_from"], "losses": loss_summary(result["history"])}
     for key, value in metrics["losses"].items():
-        log.info("%s %s: first-50 mean %.4f -> last-50 mean %.4f", stage, key, value["first"], value["last"])
+        log.info("%s %s: first-50 mean %.4f -> last-50 mean %.4f", phase, key, value["first"], value["last"])
     return result["final_checkpoint"], metrics, result["history"]
