@@ -172,6 +172,7 @@ def test_pretraining_batches_and_schedule_are_the_papers(parameters):
     assert (loop["lr"], loop["warmup"], loop["weight_decay"], loop["lr_mult"], loop["grad_clip"]) == (1e-4, 2500, 0.01, 2.0, 1.0)
     assert p["text_only"]["max_tokens"] == 128 and p["image_text"]["max_tokens"] == 30
     assert "fusion_encoder.lm_head." not in loop["new_param_prefixes"]  # trained from scratch at the base lr (docs/xfm.md#optimizer)
+    assert p["warmup"] is None  # every objective from the first step (base's box-only warm-up phase is the demo's)
 
     box = parameters["pretrain_bbox"]
     pairs = box["region_text"]["batch_size"] * box["region_text"]["texts_per_image"]
@@ -275,10 +276,11 @@ def test_pretraining_sources_lie_under_the_pretraining_image_root(roots):
 
 def test_the_chain_skips_the_warm_up_and_keeps_the_box_domain_stage(catalog_config, parameters):
     """pretrain reads pretrain_vision_checkpoint, which is model_init's directory; grounding starts from the
-    box domain pretraining, every other task but NLVR2 from pretraining."""
+    box domain pretraining, every other task from pretraining."""
     assert catalog_config["pretrain_vision_checkpoint"]["path"] == catalog_config["init_checkpoint"]["path"]
     assert parameters["pretrain_vision"]["loop"]["max_steps"] == 0
     assert get_pipeline("finetune_grounding")[1].init == "pretrain_bbox_checkpoint"
+    assert get_pipeline("finetune_nlvr")[1].init == "pretrain_checkpoint"
     assert catalog_config["pretrain_bbox_checkpoint"]["path"] != catalog_config["pretrain_checkpoint"]["path"]
 
 

@@ -58,6 +58,8 @@ def _shrink(conf: Path) -> None:
     def pretrain(d):
         for stage in d.values():  # pretrain_vision, pretrain, pretrain_bbox
             _deep_update(stage, {"loop": {"max_steps": 2, "checkpoint_every": 0, "warmup": 1}})
+            if stage.get("warmup"):  # pretrain's warm-up phase, shrunk alike
+                _deep_update(stage["warmup"], {"loop": {"max_steps": 2, "checkpoint_every": 0}, "region_text": {"batch_size": 2}})
             for stream in ("image_text", "region_text", "image_only", "text_only"):
                 if stream in stage:
                     stage[stream]["batch_size"] = 2

@@ -20,7 +20,9 @@ def _local_parameters() -> dict[str, dict]:
     """conf/local parameter files: bf16, 20 pretraining steps, a few steps of every other stage."""
     return {
         "parameters_data_ingestion.yml": {"data_ingestion": {"shapes_world": MINI_WORLD}},
-        "parameters_pretrain.yml": {"pretrain": {"loop": {"max_steps": 20, "checkpoint_every": 20, **BF16}}},
+        "parameters_pretrain.yml": {
+            "pretrain": {"loop": {"max_steps": 20, "checkpoint_every": 20, **BF16}, "warmup": {"loop": {"max_steps": 3, "checkpoint_every": 3}}}
+        },
         "parameters_pretrain_vision.yml": {"pretrain_vision": {"loop": {"max_steps": 3, "checkpoint_every": 3, **BF16}}},
         "parameters_pretrain_bbox.yml": {"pretrain_bbox": {"loop": {"max_steps": 3, "checkpoint_every": 3, **BF16}}},
         "parameters_finetune.yml": {"finetune_defaults": FEW_STEPS, **{name: FEW_STEPS for name in PIPELINES}},

@@ -38,6 +38,7 @@ PRETRAIN = {
     "text_only": {"batch_size": 4, "max_tokens": 16, "mask_prob": 0.15, "max_masks": 4, "shuffle_buffer": 6},
     "objectives": {"itm": 0.0, "bbox": 0.0, "giou": 0.0},
     "loop": {"max_steps": 3, "lr": 1.0e-4, "eps": 1.0e-6, "warmup": 1, "checkpoint_every": 0, "log_every": 1, "progress": False, "seed": 7},
+    "warmup": None,  # base's warm-up phase runs on one node only
 }
 GLUE_SST2 = {
     "batch_size": 8,  # global: 4 per node

@@ -196,7 +196,6 @@ SPEC = TaskSpec(
         TaskPipeline(
             "finetune_nlvr",
             data={"train": "nlvr_train_json_validated", "val": "nlvr_dev_json_validated", "test": "nlvr_test_json_validated"},
-            init="pretrain_bbox_checkpoint",  # its fusion encoder must localise phrases, which the box stage teaches
             paper={"val/nlvr_acc": PaperResult(86.3, 87.6, "NLVR2 dev"), "test/nlvr_acc": PaperResult(86.5, 88.4, "NLVR2 test-P")},
         ),
     ),
