@@ -85,6 +85,22 @@ def test_pretrain_loss_curves_one_panel_per_objective_one_line_per_corpus(figure
     assert len(figures) == 1  # nothing drawn for histories without a loss
 
 
+def test_a_warm_up_phase_comes_first_on_the_step_axis(figures):
+    warm = [{"warmup/region_text/loss_pointer": 4.0 / s, "warmup/region_text/loss": 5.0 / s, "step": s} for s in range(1, 4)]
+    main = [{"region_text/loss_pointer": 1.0, "image_text/loss_itc": 2.0, "region_text/loss": 3.0, "step": s} for s in range(1, 3)]
+    history = warm + main  # as pipelines.pretrain.nodes returns it: the warm-up's rows (steps 1-3), then the stage's
+    assert pretrain_objectives(history)["loss_pointer"] == ["region_text/loss_pointer", "warmup/region_text/loss_pointer"]
+    pretrain_loss_curves(history)
+    shown = panels(figures[-1])
+    pointer = lines(shown["loss_pointer"])
+    assert pointer["warmup/region_text"] == ([1.0, 2.0, 3.0], pytest.approx([4.0, 2.0, 4.0 / 3]))
+    assert pointer["region_text"][0] == [4.0, 5.0]  # the stage's steps 1-2 after the warm-up's 3
+    assert lines(shown["loss_itc"])["image_text"][0] == [4.0, 5.0]
+    boundary = [line for line in shown["loss_pointer"].get_lines() if line.get_linestyle() == "--"]
+    assert [list(line.get_xdata()) for line in boundary] == [[3.0, 3.0]]
+    assert shown["loss_pointer"].get_xlabel() == "step (warm-up phase first)"
+
+
 def test_finetune_loss_curves_skip_pipelines_without_training_loss(figures):
     history = [{"train/loss": 1.0 / s, "train/loss_itc": 0.5 / s, "lr": 1e-4, "step": s} for s in range(1, 20)]
     other = [{"train/loss": 3.0, "step": s} for s in range(1, 4)]

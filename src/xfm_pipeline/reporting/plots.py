@@ -13,7 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-_PRETRAIN_KEY = re.compile(r"^(?:(?P<corpus>[^/]+)/)?(?P<objective>loss(?:_\w+)?)$")  # "image_text/loss_itc"
+# "image_text/loss_itc"; "warmup/region_text/loss_pointer" in a stage's warm-up phase (pipelines.pretrain.nodes)
+_PRETRAIN_KEY = re.compile(r"^(?:warmup/)?(?:(?P<corpus>[^/]+)/)?(?P<objective>loss(?:_\w+)?)$")
+WARMUP = "warmup/"
 _COLUMNS = 4
 
 
@@ -72,7 +74,8 @@ def _plot_line(ax, steps: list[float], values: list[float], label: str, color=No
 def pretrain_objectives(history: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     """``{objective: [history keys]}``: ``loss_itc`` -> ``["image_text/loss_itc", "region_text/loss_itc"]``.
 
-    The weighted per-corpus total ``<corpus>/loss`` is the objective ``loss``.
+    The weighted per-corpus total ``<corpus>/loss`` is the objective ``loss``; a warm-up phase's keys
+    (``warmup/<corpus>/loss_<name>``) join their objective.
     """
     keys = sorted({k for record in history for k in record})
     out: dict[str, list[str]] = {}
@@ -86,20 +89,28 @@ def pretrain_objectives(history: Sequence[dict[str, Any]]) -> dict[str, list[str
 def pretrain_loss_curves(history: Sequence[dict[str, Any]] | None) -> bytes | None:
     """One panel per pretraining objective (``loss_itc``, ``loss_mlm``, ...), one line per corpus.
 
+    A stage's warm-up phase (keys ``warmup/...``, steps 1..W) comes first on the step axis: its lines are
+    labelled ``warmup/<corpus>``, the stage's own steps are drawn at W + step, and a dashed line marks W.
     Returns None when the history has no loss at all.
     """
     objectives = pretrain_objectives(history or [])
     if not objectives:
         return None
+    warm_steps = [float(r.get("step", i + 1)) for i, r in enumerate(history) if any(k.startswith(WARMUP) for k in r)]
+    offset = max(warm_steps, default=0.0)  # W: the stage's step s is drawn at W + s
     cols = min(_COLUMNS, len(objectives))
     rows = math.ceil(len(objectives) / cols)
     fig, axes = figure(rows, cols, 3.6 * cols, 2.8 * rows)
     for ax, (objective, keys) in zip(axes, objectives.items()):
         for key in keys:
             corpus = key.rsplit("/", 1)[0] if "/" in key else "all"
-            _plot_line(ax, *_series(history, key), label=corpus)
+            steps, values = _series(history, key)
+            shift = 0.0 if key.startswith(WARMUP) else offset
+            _plot_line(ax, [s + shift for s in steps], values, label=corpus)
+        if offset:
+            ax.axvline(offset, color="grey", linestyle="--", linewidth=0.8)
         ax.set_title(objective if objective != "loss" else "loss (weighted total)", fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlabel("step (warm-up phase first)" if offset else "step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
