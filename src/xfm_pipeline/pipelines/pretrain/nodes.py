@@ -121,7 +121,7 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
         from_dict(LoopConfig, block.get("loop"), path=f"{phase}.loop")
     if from_dict(DistributedConfig, p.distributed, path=f"{stage}.distributed").nnodes > 1:
         raise ValueError(f"{stage}.warmup runs on one node only (distributed.nnodes is {p.distributed['nnodes']}): "
-                         "run the warm-up as a stage of its own for multi-node jobs")  # fmt: skip
+                         f"set {stage}.warmup: null (the other nodes cannot know the phase's checkpoint)")  # fmt: skip
     log.info("%s: warm-up phase first (%s), then the stage from its checkpoint", stage, warm["output_dir"])
     warm_checkpoint, warm_metrics, warm_history = _run_phase(stage, f"{stage}.warmup", init, warm, image_root, run_id, corpora, "warmup/")
     checkpoint, metrics, history = _run_phase(stage, stage, warm_checkpoint, main, image_root, run_id, corpora)
