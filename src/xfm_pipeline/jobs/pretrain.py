@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xfm_pipeline.config import from_dict, to_dict
+from xfm_pipeline.config import from_dict, merge, to_dict
 from xfm_pipeline.data.formats.pretrain import PRETRAIN_STREAMS
 from xfm_pipeline.jobs.resume import DEFAULT_KEEP_RUNS, finish_run, prune_runs, run_directory, start_run
 
@@ -71,12 +71,7 @@ class PretrainParams:
         return {name: getattr(self, name) for name in STREAMS if getattr(self, name) is not None}
 
 
-def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` applied: mappings merged key by key, any other value replaced."""
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+WARMUP_PREFIX = "warmup/"  # prefixes a warm-up phase's history keys and MLflow metrics (pipelines.pretrain.nodes)
 
 
 def warmup_params(params: dict[str, Any], stage: str = "pretrain") -> dict[str, Any]:
@@ -99,7 +94,7 @@ def warmup_params(params: dict[str, Any], stage: str = "pretrain") -> dict[str, 
     if "warmup" in overrides:
         raise ConfigError(f"{stage}.warmup.warmup: a warm-up phase cannot have a warm-up of its own")
     base = {k: v for k, v in params.items() if k != "warmup"}
-    merged = _merged(base, overrides)
+    merged = merge(base, overrides)
     if "output_dir" not in overrides:
         merged["output_dir"] = str(Path(base.get("output_dir", PretrainParams.output_dir)) / "warmup")
     from_dict(PretrainParams, merged, path=f"{stage}.warmup")  # validated before anything runs

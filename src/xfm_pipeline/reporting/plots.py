@@ -13,9 +13,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from xfm_pipeline.jobs.pretrain import WARMUP_PREFIX
+
 # "image_text/loss_itc"; "warmup/region_text/loss_pointer" in a stage's warm-up phase (pipelines.pretrain.nodes)
-_PRETRAIN_KEY = re.compile(r"^(?:warmup/)?(?:(?P<corpus>[^/]+)/)?(?P<objective>loss(?:_\w+)?)$")
-WARMUP = "warmup/"
+_PRETRAIN_KEY = re.compile(rf"^(?:{re.escape(WARMUP_PREFIX)})?(?:(?P<corpus>[^/]+)/)?(?P<objective>loss(?:_\w+)?)$")
 _COLUMNS = 4
 
 
@@ -96,7 +97,7 @@ def pretrain_loss_curves(history: Sequence[dict[str, Any]] | None) -> bytes | No
     objectives = pretrain_objectives(history or [])
     if not objectives:
         return None
-    warm_steps = [float(r.get("step", i + 1)) for i, r in enumerate(history) if any(k.startswith(WARMUP) for k in r)]
+    warm_steps = [float(r.get("step", i + 1)) for i, r in enumerate(history) if any(k.startswith(WARMUP_PREFIX) for k in r)]
     offset = max(warm_steps, default=0.0)  # W: the stage's step s is drawn at W + s
     cols = min(_COLUMNS, len(objectives))
     rows = math.ceil(len(objectives) / cols)
@@ -105,7 +106,7 @@ def pretrain_loss_curves(history: Sequence[dict[str, Any]] | None) -> bytes | No
         for key in keys:
             corpus = key.rsplit("/", 1)[0] if "/" in key else "all"
             steps, values = _series(history, key)
-            shift = 0.0 if key.startswith(WARMUP) else offset
+            shift = 0.0 if key.startswith(WARMUP_PREFIX) else offset
             _plot_line(ax, [s + shift for s in steps], values, label=corpus)
         if offset:
             ax.axvline(offset, color="grey", linestyle="--", linewidth=0.8)

@@ -108,7 +108,7 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
     history starts with the phase's rows, every loss key prefixed ``warmup/`` (as in MLflow).
     """
     from xfm_pipeline.config import from_dict
-    from xfm_pipeline.jobs.pretrain import PretrainParams, warmup_params
+    from xfm_pipeline.jobs.pretrain import WARMUP_PREFIX, PretrainParams, warmup_params
     from xfm_pipeline.training.launch import DistributedConfig
     from xfm_pipeline.training.loop import LoopConfig
 
@@ -123,9 +123,9 @@ def _run_stage(stage: str, init: str, params: dict[str, Any], image_root: str, r
         raise ValueError(f"{stage}.warmup runs on one node only (distributed.nnodes is {p.distributed['nnodes']}): "
                          f"set {stage}.warmup: null (the other nodes cannot know the phase's checkpoint)")  # fmt: skip
     log.info("%s: warm-up phase first (%s), then the stage from its checkpoint", stage, warm["output_dir"])
-    warm_checkpoint, warm_metrics, warm_history = _run_phase(stage, f"{stage}.warmup", init, warm, image_root, run_id, corpora, "warmup/")
+    warm_checkpoint, warm_metrics, warm_history = _run_phase(stage, f"{stage}.warmup", init, warm, image_root, run_id, corpora, WARMUP_PREFIX)
     checkpoint, metrics, history = _run_phase(stage, stage, warm_checkpoint, main, image_root, run_id, corpora)
-    prefixed = [{("warmup/" + k if k != "step" else k): v for k, v in row.items()} for row in warm_history]
+    prefixed = [{(WARMUP_PREFIX + k if k != "step" else k): v for k, v in row.items()} for row in warm_history]
     return checkpoint, {**metrics, "warmup": warm_metrics}, prefixed + history
 
 
