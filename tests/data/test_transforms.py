@@ -68,3 +68,27 @@ def test_bad_size_rejected():
         T.eval_transform(4)
     with pytest.raises(ValueError):
         T.imagenet_eval_transform(64, crop_pct=1.5)
+
+
+def test_seeded_transform_draws_from_the_seed_and_restores_the_global_rng(image):
+    train = T.train_transform(64)
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first, again, other = (T.seeded_transform(train, image, s) for s in (7, 7, 8))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.random.default_generator.manual_seed(7)  # the transform's draws are the CPU generator's under that seed
+    assert torch.equal(train(image), first)
+
+
+def test_seeded_transform_queues_nothing_for_cuda(image):
+    """``torch.manual_seed`` queues a seed for the CUDA devices, with a formatted traceback, on every call
+    while CUDA is not initialised: milliseconds a sample. A per-sample transform must leave that queue alone."""
+    import torch.cuda
+
+    tracker = torch.cuda._lazy_seed_tracker
+    torch.manual_seed(0)  # the queue now holds this call's seed
+    queued = tracker.manual_seed_all_cb
+    for seed in range(3):
+        T.seeded_transform(T.eval_transform(64), image, seed)
+    assert tracker.manual_seed_all_cb is queued

@@ -23,6 +23,7 @@ from PIL import Image
 from xfm_pipeline.data.formats.pretrain import ImageOnlyRecord, ImageTextRecord, RegionTextRecord, TextOnlyRecord
 from xfm_pipeline.data.images import decode_image_bytes, load_record_image
 from xfm_pipeline.data.text import FixedLengthTokenizer, pre_caption, text_key, trim_padding
+from xfm_pipeline.data.transforms import seeded_transform
 
 # Prefixes X-FM prepends when a record holds several base64 images and one is drawn (docs/xfm.md#inputs-and-augmentation).
 MULTI_IMAGE_PREFIXES = ("A image of ", "The image contains ", "We can see ", "A picture of ")
@@ -35,17 +36,6 @@ class TextSettings:
     max_words: int = 30  # pre_caption truncation (words)
     max_tokens: int = 30  # padded/truncated token length incl. specials
     apply_pre_caption: bool = True  # X-FM normalisation (off for the text-only stream)
-
-
-def _transform(transform, image: Image.Image | torch.Tensor, seed: int) -> torch.Tensor:
-    """Apply a torchvision transform with its randomness drawn from ``seed`` (global CPU RNG restored after).
-
-    Only the CPU generator is seeded: ``torch.manual_seed`` also queues a seed for every CUDA device, which
-    records a Python traceback per call where CUDA is not initialised (about 4 ms a sample on a CPU).
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(seed % (2**63))
-        return transform(image)
 
 
 def _decode_for_transform(data: bytes, where: str) -> torch.Tensor | Image.Image:
@@ -143,7 +133,7 @@ class ImageTextDataset(torch.utils.data.Dataset):
         caption = prefix + rng.choice(record.desc)
         caption = pre_caption(caption, self.text.max_words) if self.text.apply_pre_caption else caption
         return {
-            "images": _transform(self.transform, image, rng.getrandbits(62)),  # (3, S, S)
+            "images": seeded_transform(self.transform, image, rng.getrandbits(62)),  # (3, S, S)
             "image_patch_mask": self.patch_masker.sample(rng),  # (N,) bool
             "image_idx": index,
             **_masked_text(self.tokenize, self.text_masker, caption, rng),
@@ -169,7 +159,7 @@ class ImageOnlyDataset(torch.utils.data.Dataset):
         """The sample of ``record`` with all randomness from ``seed``."""
         rng = random.Random(seed)
         image, _ = _image(record, self.root, rng, where, image, as_tensor=True)
-        return {"images": _transform(self.transform, image, rng.getrandbits(62)), "image_patch_mask": self.patch_masker.sample(rng)}
+        return {"images": seeded_transform(self.transform, image, rng.getrandbits(62)), "image_patch_mask": self.patch_masker.sample(rng)}
 
 
 class TextOnlyDataset(torch.utils.data.Dataset):
@@ -270,7 +260,7 @@ class RegionTextDataset(torch.utils.data.Dataset):
         texts = [_masked_text(self.tokenize, self.text_masker, t, rng) for t in strings]
         grid = self.size // self.patch
         return {
-            "images": _transform(self.color_transform, image, rng.getrandbits(62)),  # (3, S, S)
+            "images": seeded_transform(self.color_transform, image, rng.getrandbits(62)),  # (3, S, S)
             "texts": {k: torch.stack([t[k] for t in texts]) for k in texts[0]},  # each (k, ...)
             "target_bbox": torch.tensor([b for _, b, _ in chosen], dtype=torch.float32),  # (k, 4)
             "is_image": torch.tensor([i for _, _, i in chosen], dtype=torch.long),  # (k,)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
+from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.spec import Examples, TaskPipeline, TaskSpec
@@ -88,7 +89,7 @@ class CaptioningDataset(torch.utils.data.Dataset):
         rng = random.Random(seed)
         record = self.records[index]
         image = load_image(self.root, record.image, f"{self.source} record {index}")
-        out = {"images": common.seeded_transform(self.transform, image, rng.getrandbits(62))}  # (3, S, S)
+        out = {"images": seeded_transform(self.transform, image, rng.getrandbits(62))}  # (3, S, S)
         if self.train:
             text = self.options.prompt + pre_caption(record.caption, CAPTION_WORDS)
             ids, atts = common.tokenize_fixed(self.tokenizer, text, self.max_tokens)

@@ -1,6 +1,6 @@
 """Small helpers shared by the vision-language task modules (retrieval, NLVR2, grounding, VQA, ...).
 
-Kept free of task logic: seeded transforms, fixed-length tokenisation and batch padding
+Kept free of task logic: fixed-length tokenisation and batch padding
 trim, device lookup, and the "careful horizontal flip" rule (no flip when the text says left/right).
 """
 
@@ -24,13 +24,6 @@ def image_size(params) -> int:
 def mentions_left_right(*texts: str) -> bool:
     """True when any text contains the word 'left' or 'right' (then a horizontal flip would change its truth)."""
     return any(_LEFT_RIGHT.search(t) for t in texts if t)
-
-
-def seeded_transform(transform, image, seed: int) -> torch.Tensor:
-    """Apply a torchvision transform with its randomness drawn from ``seed`` (global RNG restored after)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed % (2**63))
-        return transform(image)
 
 
 def tokenize_fixed(tokenizer, texts: str | list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import model_device
 from xfm_pipeline.tasks.spec import PaperResult, TaskPipeline, TaskSpec
@@ -182,9 +183,7 @@ class ImagenetDataset(torch.utils.data.Dataset):
         record = self.records[index]
         image = load_image(self.root, record["image"], f"{self.source} record {index}")
         rng = random.Random(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(rng.getrandbits(62))
-            pixels = self.transform(image)  # (3, S, S)
+        pixels = seeded_transform(self.transform, image, rng.getrandbits(62))  # (3, S, S)
         return {"images": pixels, "label": self.class_to_idx[record["label"]], "image": record["image"], "mix_seed": rng.getrandbits(31)}
 
 

@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
+from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
     image_size,
     mentions_left_right,
     model_device,
-    seeded_transform,
     to_device,
     tokenize_fixed,
 )

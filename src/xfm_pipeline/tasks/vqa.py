@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
+from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
@@ -94,7 +95,7 @@ class VQADataset(torch.utils.data.Dataset):
         rng = random.Random(seed)
         record = self.records[index]
         image = load_image(self.root, record.image, f"{self.source} record {index}")
-        images = common.seeded_transform(self.transform, image, rng.getrandbits(62))  # (3, S, S)
+        images = seeded_transform(self.transform, image, rng.getrandbits(62))  # (3, S, S)
         words = TRAIN_QUESTION_WORDS if self.train else TEST_QUESTION_WORDS
         q_ids, q_atts = common.tokenize_fixed(self.tokenizer, pre_question(record.question, words), self.max_tokens)
         out = {"images": images, "question_ids": q_ids[0], "question_atts": q_atts[0]}
