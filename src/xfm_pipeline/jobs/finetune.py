@@ -27,7 +27,7 @@ from xfm_pipeline.training.launch import DistributedConfig
 log = logging.getLogger(__name__)
 
 TASK_SET_LOOP_KEYS = ("new_param_prefixes", "select_metric", "select_mode")  # the task decides these, not the YAML
-LOADER_KEYS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor")  # TaskParams fields left out of the run key
+LOADER_KEYS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "image_memo_mb")  # TaskParams fields left out of the run key
 
 
 @dataclass

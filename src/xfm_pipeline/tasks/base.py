@@ -34,6 +34,7 @@ class TaskParams:
     pin_memory: bool | None = None  # page-locked batches for faster host-to-GPU copies (None = auto: on CUDA only)
     persistent_workers: bool | None = None  # keep a loader's workers between passes (None = auto: when there are workers)
     prefetch_factor: int | None = None  # batches each worker loads ahead (None = PyTorch's 2; needs workers)
+    image_memo_mb: int = 512  # transformed images a dataset keeps per process while unaugmented (tasks.common.ImageMemo; 0 = none)
     loop: LoopConfig = field(default_factory=LoopConfig)  # optimiser, schedule, steps, seed, validation period
     options: dict[str, Any] = field(default_factory=dict)  # task-specific settings (validated by options_class)
 

@@ -76,6 +76,7 @@ class CaptioningDataset(torch.utils.data.Dataset):
         self.options, self.max_tokens = options, params.max_tokens
         size = common.image_size(params)
         self.transform = train_transform(size) if train and options.augment else eval_transform(size)
+        self.images = common.ImageMemo(0 if train and options.augment else params.image_memo_mb)
         self.prompt_len = prompt_length(tokenizer, options.prompt)
 
     def __len__(self) -> int:
@@ -88,8 +89,12 @@ class CaptioningDataset(torch.utils.data.Dataset):
         index, seed = item if isinstance(item, (tuple, list)) else (int(item), 0)
         rng = random.Random(seed)
         record = self.records[index]
-        image = load_image(self.root, record.image, f"{self.source} record {index}")
-        out = {"images": seeded_transform(self.transform, image, rng.getrandbits(62))}  # (3, S, S)
+        seed = rng.getrandbits(62)
+        out = {
+            "images": self.images.get(
+                record.image, lambda: seeded_transform(self.transform, load_image(self.root, record.image, f"{self.source} record {index}"), seed)
+            )
+        }  # (3, S, S)
         if self.train:
             text = self.options.prompt + pre_caption(record.caption, CAPTION_WORDS)
             ids, atts = common.tokenize_fixed(self.tokenizer, text, self.max_tokens)

@@ -1,17 +1,50 @@
 """Small helpers shared by the vision-language task modules (retrieval, NLVR2, grounding, VQA, ...).
 
-Kept free of task logic: fixed-length tokenisation and batch padding
-trim, device lookup, and the "careful horizontal flip" rule (no flip when the text says left/right).
+Kept free of task logic: the per-path memo of transformed images, fixed-length tokenisation and batch
+padding trim, device lookup, and the "careful horizontal flip" rule (no flip when the text says left/right).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
 _LEFT_RIGHT = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+T = TypeVar("T")
+
+
+class ImageMemo:
+    """A dataset's loaded and transformed images, kept per path while its transform is deterministic.
+
+    Without augmentation an image path maps to one tensor for the whole run, yet decoding, resizing and
+    normalising it again on every visit cost about 1 ms an image on a CPU: a third of an NLVR2 step on the
+    tiny preset (its 1,000 steps read 64,000 images of 1,200 files). ``get(path, make)`` returns the kept
+    value or calls ``make()``; values are kept until they hold ``max_mb`` MiB of tensors, later paths are
+    made on every call. ``max_mb`` 0 keeps nothing: a dataset with random augmentation must pass 0, as the
+    kept value would repeat one draw. Each process (each DataLoader worker) keeps its own.
+    """
+
+    def __init__(self, max_mb: int):
+        if isinstance(max_mb, bool) or not isinstance(max_mb, int) or max_mb < 0:
+            raise ValueError(f"image_memo_mb must be an int >= 0, got {max_mb!r}")
+        self.max_bytes = max_mb * 2**20
+        self.bytes = 0
+        self._kept: dict[str, Any] = {}
+
+    def get(self, path: str, make: Callable[[], T]) -> T:
+        """The value of ``path``: kept from an earlier call, else ``make()`` (kept while the budget allows).
+        Values are tensors or tuples holding tensors; callers must not modify them in place."""
+        if path in self._kept:
+            return self._kept[path]
+        value = make()
+        size = sum(t.numel() * t.element_size() for t in (value if isinstance(value, tuple) else (value,)) if isinstance(t, torch.Tensor))
+        if self.bytes + size <= self.max_bytes:
+            self._kept[path] = value
+            self.bytes += size
+        return value
 
 
 def image_size(params) -> int:

@@ -48,6 +48,7 @@ from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
+    ImageMemo,
     image_size,
     mentions_left_right,
     model_device,
@@ -116,11 +117,19 @@ class GroundingDataset(torch.utils.data.Dataset):
         self.augment = train and options.augment
         self.color = randaugment_color_transform() if self.augment else None
         self.resize = eval_transform(self.size)
+        self.images = ImageMemo(0 if self.augment else params.image_memo_mb)  # unaugmented: (pixels, original size) per path
         self.texts = [pre_caption(r.text, options.max_words) for r in records]
         self.text_ids, self.text_atts = tokenize_fixed(tokenizer, self.texts, params.max_tokens)  # (n, L)
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _resized(self, path: str, index: int) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The unaugmented (3, S, S) pixels of ``path`` and its original (width, height)."""
+        from xfm_pipeline.data.images import load_image
+
+        image = load_image(self.root, path, f"grounding record {index}")
+        return self.resize(image), image.size
 
     def __getitem__(self, item) -> dict[str, Any]:
         from PIL import Image
@@ -130,9 +139,9 @@ class GroundingDataset(torch.utils.data.Dataset):
         index, seed = item if self.train else (item, 0)
         rng = random.Random(seed)
         record = self.records[index]
-        image = load_image(self.root, record.image, f"grounding record {index}")
-        width, height = image.size
         if self.augment:
+            image = load_image(self.root, record.image, f"grounding record {index}")
+            width, height = image.size
             crop = crop_containing(record.bbox, width, height, rng)
             flip = not mentions_left_right(self.texts[index]) and rng.random() < self.options.hflip_prob
             image = image.crop(crop).resize((self.size, self.size), Image.BICUBIC)
@@ -140,8 +149,8 @@ class GroundingDataset(torch.utils.data.Dataset):
                 image = image.transpose(Image.FLIP_LEFT_RIGHT)
             pixels = seeded_transform(self.color, image, rng.getrandbits(62))
         else:
+            pixels, (width, height) = self.images.get(record.image, lambda: self._resized(record.image, index))
             crop, flip = (0, 0, width, height), False
-            pixels = self.resize(image)
         out = {
             "images": pixels,  # (3, S, S)
             "text_ids": self.text_ids[index],  # (L,)

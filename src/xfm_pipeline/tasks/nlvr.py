@@ -29,6 +29,7 @@ from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
+    ImageMemo,
     image_size,
     mentions_left_right,
     model_device,
@@ -91,6 +92,7 @@ class NLVRDataset(torch.utils.data.Dataset):
             self.flip, self.no_flip = train_transform(size, hflip=True), train_transform(size, hflip=False)
         else:
             self.flip = self.no_flip = eval_transform(size)
+        self.images = ImageMemo(0 if self.augment else params.image_memo_mb)
         self.sentences = [pre_caption(r.sentence, options.max_words) for r in records]
         self.text_ids, self.text_atts = tokenize_fixed(tokenizer, self.sentences, params.max_tokens)  # (n, L)
 
@@ -104,7 +106,11 @@ class NLVRDataset(torch.utils.data.Dataset):
         rng = random.Random(seed)
         record = self.records[index]
         transform = self.no_flip if mentions_left_right(self.sentences[index]) else self.flip
-        images = [seeded_transform(transform, load_image(self.root, path, f"nlvr record {index}"), rng.getrandbits(62)) for path in record.images]
+        seeds = [rng.getrandbits(62) for _ in record.images]  # drawn whether or not the memo holds the image
+        images = [
+            self.images.get(path, lambda path=path, seed=seed: seeded_transform(transform, load_image(self.root, path, f"nlvr record {index}"), seed))
+            for path, seed in zip(record.images, seeds, strict=True)
+        ]
         out = {
             "images": torch.stack(images),  # (2, 3, S, S) left, right
             "text_ids": self.text_ids[index],  # (L,)

@@ -45,6 +45,7 @@ from xfm_pipeline.data.text import trim_padding
 from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
+    ImageMemo,
     image_size,
     mentions_left_right,
     model_device,
@@ -94,6 +95,7 @@ class RetrievalTrainDataset(torch.utils.data.Dataset):
             self.flip, self.no_flip = train_transform(size, hflip=True), train_transform(size, hflip=False)
         else:
             self.flip = self.no_flip = eval_transform(size)
+        self.images = ImageMemo(0 if options.augment else params.image_memo_mb)
         dense: dict[Any, int] = {}
         self.image_idx = [dense.setdefault(r.image_id, len(dense)) for r in records]
 
@@ -108,11 +110,12 @@ class RetrievalTrainDataset(torch.utils.data.Dataset):
         rng = random.Random(seed)
         record = self.records[index]
         caption = pre_caption(record.caption, self.max_words)
-        image = load_image(self.root, record.image, f"retrieval train record {index}")
         transform = self.no_flip if mentions_left_right(caption) else self.flip
         ids, atts = tokenize_fixed(self.tokenizer, caption, self.max_tokens)
+        seed = rng.getrandbits(62)
+        image = self.images.get(record.image, lambda: seeded_transform(transform, load_image(self.root, record.image, f"retrieval train record {index}"), seed))
         return {
-            "images": seeded_transform(transform, image, rng.getrandbits(62)),  # (3, S, S)
+            "images": image,  # (3, S, S)
             "text_ids": ids[0],  # (L,)
             "text_atts": atts[0],  # (L,)
             "image_idx": self.image_idx[index],
@@ -128,6 +131,7 @@ class RetrievalEvalDataset(torch.utils.data.Dataset):
 
         self.records, self.root = records, image_root
         self.transform = eval_transform(image_size(params))
+        self.images = ImageMemo(params.image_memo_mb)
         self.texts, self.txt2img, self.img2txt = [], [], []
         for i, record in enumerate(records):
             self.img2txt.append(list(range(len(self.texts), len(self.texts) + len(record.caption))))
@@ -142,8 +146,8 @@ class RetrievalEvalDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         from xfm_pipeline.data.images import load_image
 
-        image = load_image(self.root, self.records[index].image, f"retrieval eval record {index}")
-        return {"images": self.transform(image), "index": index}
+        path = self.records[index].image
+        return {"images": self.images.get(path, lambda: self.transform(load_image(self.root, path, f"retrieval eval record {index}"))), "index": index}
 
 
 def _collate_train(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

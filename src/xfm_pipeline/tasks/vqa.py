@@ -81,6 +81,7 @@ class VQADataset(torch.utils.data.Dataset):
         size = common.image_size(params)
         self.augment = train and options.augment
         self.transform = train_transform(size, hflip=False) if self.augment else eval_transform(size)
+        self.images = common.ImageMemo(0 if self.augment else params.image_memo_mb)
         self.answer_list = answer_list
 
     def __len__(self) -> int:
@@ -94,8 +95,10 @@ class VQADataset(torch.utils.data.Dataset):
         index, seed = item if isinstance(item, (tuple, list)) else (int(item), 0)
         rng = random.Random(seed)
         record = self.records[index]
-        image = load_image(self.root, record.image, f"{self.source} record {index}")
-        images = seeded_transform(self.transform, image, rng.getrandbits(62))  # (3, S, S)
+        seed = rng.getrandbits(62)
+        images = self.images.get(
+            record.image, lambda: seeded_transform(self.transform, load_image(self.root, record.image, f"{self.source} record {index}"), seed)
+        )  # (3, S, S)
         words = TRAIN_QUESTION_WORDS if self.train else TEST_QUESTION_WORDS
         q_ids, q_atts = common.tokenize_fixed(self.tokenizer, pre_question(record.question, words), self.max_tokens)
         out = {"images": images, "question_ids": q_ids[0], "question_atts": q_atts[0]}
