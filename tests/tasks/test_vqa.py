@@ -36,6 +36,25 @@ def test_dataset_collate_and_answer_weights(case, tokenizer):
     assert ev.answer_list == case.data["answer_list"] and ev[0]["question_id"] == case.data["val"][0]["question_id"]
 
 
+def test_dataset_tokens_are_those_of_each_question_and_answer_alone(case, tokenizer):
+    """Questions and answers are tokenised once per dataset; each item holds what tokenising it alone gives."""
+    from xfm_pipeline.data.formats.vqa import answer_weights, parse_vqa
+    from xfm_pipeline.data.text import pre_question
+    from xfm_pipeline.tasks.common import tokenize_fixed
+    from xfm_pipeline.tasks.vqa import TEST_QUESTION_WORDS, TRAIN_QUESTION_WORDS
+
+    options = TASK.options(case.params)
+    for split, train, words in [("train", True, TRAIN_QUESTION_WORDS), ("val", False, TEST_QUESTION_WORDS)]:
+        dataset = TASK.dataset(split, case.data, tokenizer, case.params, case.image_root, train=train)
+        for index, record in enumerate(parse_vqa(case.data[split], split, require_answers=train)):
+            item = dataset[(index, 3)] if train else dataset[index]
+            ids, atts = tokenize_fixed(tokenizer, pre_question(record.question, words), case.params.max_tokens)
+            assert torch.equal(item["question_ids"], ids[0]) and torch.equal(item["question_atts"], atts[0])
+            if train:
+                a_ids, a_atts = tokenize_fixed(tokenizer, list(answer_weights(record)[0]), options.max_answer_tokens)
+                assert torch.equal(item["answer_ids"], a_ids) and torch.equal(item["answer_atts"], a_atts)
+
+
 def test_decoder_initialised_from_fusion_and_text_encoders(case, tiny_init):
     model = build(case, tiny_init)
     fusion, decoder = model.xfm.fusion_encoder, model.decoder

@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from xfm_pipeline.data.text import trim_padding
+from xfm_pipeline.data.formats.vqa import answer_weights
+from xfm_pipeline.data.text import pre_question, trim_padding
 from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
@@ -83,14 +84,20 @@ class VQADataset(torch.utils.data.Dataset):
         self.transform = train_transform(size, hflip=False) if self.augment else eval_transform(size)
         self.images = common.ImageMemo(0 if self.augment else params.image_memo_mb)
         self.answer_list = answer_list
+        words = TRAIN_QUESTION_WORDS if train else TEST_QUESTION_WORDS
+        questions = [pre_question(r.question, words) for r in records]  # tokenised once (per item: ~2 ms a question)
+        self.question_ids, self.question_atts = common.tokenize_fixed(tokenizer, questions, self.max_tokens) if questions else (None, None)  # (n, L) each
+        self.answer_tokens: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # answer -> (A,) ids and mask
+        if train and records:
+            answers = sorted({a for r in records for a in answer_weights(r)[0]})
+            ids, atts = common.tokenize_fixed(tokenizer, answers, self.max_answer_tokens)  # (n_answers, A)
+            self.answer_tokens = {a: (i, m) for a, i, m in zip(answers, ids, atts, strict=True)}
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, item) -> dict[str, Any]:
-        from xfm_pipeline.data.formats.vqa import answer_weights
         from xfm_pipeline.data.images import load_image
-        from xfm_pipeline.data.text import pre_question
 
         index, seed = item if isinstance(item, (tuple, list)) else (int(item), 0)
         rng = random.Random(seed)
@@ -99,14 +106,13 @@ class VQADataset(torch.utils.data.Dataset):
         images = self.images.get(
             record.image, lambda: seeded_transform(self.transform, load_image(self.root, record.image, f"{self.source} record {index}"), seed)
         )  # (3, S, S)
-        words = TRAIN_QUESTION_WORDS if self.train else TEST_QUESTION_WORDS
-        q_ids, q_atts = common.tokenize_fixed(self.tokenizer, pre_question(record.question, words), self.max_tokens)
-        out = {"images": images, "question_ids": q_ids[0], "question_atts": q_atts[0]}
+        out = {"images": images, "question_ids": self.question_ids[index], "question_atts": self.question_atts[index]}
         if self.train:
             if not self.augment:  # the image tensor is a function of the path: a frozen encoder's output may be cached
                 out["image_key"] = record.image
             answers, weights = answer_weights(record)
-            a_ids, a_atts = common.tokenize_fixed(self.tokenizer, list(answers), self.max_answer_tokens)
+            a_ids = torch.stack([self.answer_tokens[a][0] for a in answers])  # (n_a, A)
+            a_atts = torch.stack([self.answer_tokens[a][1] for a in answers])
             out.update(answer_ids=a_ids, answer_atts=a_atts, weights=torch.tensor(weights, dtype=torch.float32))
         else:
             out["question_id"] = record.question_id if record.question_id is not None else index
