@@ -43,6 +43,25 @@ def test_identical_captions_score_perfectly_with_ptb_and_meteor():
     assert out["cider"] > caption_metrics(GOOD, REFS, **FAST)["cider"]
 
 
+@needs_java
+def test_one_meteor_process_scores_every_call_on_its_own_and_a_failure_restarts_it():
+    """The METEOR process is kept between calls; a call scores the same whether it comes first or later,
+    and a failed call stops the process so the next one starts clean."""
+    captioning._stop_meteor()
+    gts = {k: [r.lower() for r in v] for k, v in REFS.items()}
+    good, bad = ({k: [v.lower()] for k, v in c.items()} for c in (GOOD, BAD))
+    first_good = captioning._meteor_score(gts, good)
+    process = captioning._METEOR[0].meteor_p
+    first_bad = captioning._meteor_score(gts, bad)
+    assert captioning._METEOR[0].meteor_p is process and process.poll() is None
+    assert captioning._meteor_score(gts, good) == first_good and first_bad < first_good
+    with pytest.raises(AssertionError):  # pycocoevalcap asserts the ids of both sides agree
+        captioning._meteor_score(gts, {1: ["a horse"]})
+    assert not captioning._METEOR and process.poll() is not None
+    assert captioning._meteor_score(gts, bad) == first_bad
+    captioning._stop_meteor()
+
+
 def test_bleu_hand_computed():
     # hypothesis "the cat the cat" (4 words), one reference of 6 words:
     # unigrams: "the" min(2, 2) + "cat" min(2, 1) = 3 of 4; bigrams: "the cat" once of 3 ("the cat", "cat the", "the cat")

@@ -29,6 +29,7 @@ split at once, never averaged over chunks.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -139,17 +140,36 @@ def _check_inputs(predictions: Mapping[Hashable, str], references: Mapping[Hasha
     return list(predictions)
 
 
-def _meteor_score(gts: dict, res: dict) -> float:
-    from pycocoevalcap.meteor.meteor import Meteor
+_METEOR = []  # the one running METEOR scorer of this process (started on first use)
 
-    scorer = Meteor()
+
+def _meteor_score(gts: dict, res: dict) -> float:
+    """METEOR of ``res`` against ``gts`` through one Java METEOR process per Python process.
+
+    Starting METEOR (a JVM that loads its paraphrase tables) costs seconds, more than scoring a split, and
+    a fine-tune scores captions at every validation and again on val and test; the process is kept for
+    later calls (each call is scored on its own) and stopped at exit, or at once when a call fails.
+    """
+    if not _METEOR:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        _METEOR.append(Meteor())
+        atexit.register(_stop_meteor)
     try:
-        score, _ = scorer.compute_score(gts, res)
-    finally:  # stop the Java process now rather than whenever the object is collected
+        score, _ = _METEOR[0].compute_score(gts, res)
+    except BaseException:
+        _stop_meteor()  # its pipes may hold half an exchange: the next call starts a fresh process
+        raise
+    return float(score)
+
+
+def _stop_meteor() -> None:
+    """Stop the kept METEOR process, if any, now rather than whenever the object is collected."""
+    while _METEOR:
+        scorer = _METEOR.pop()
         scorer.meteor_p.stdin.close()
         scorer.meteor_p.kill()
         scorer.meteor_p.wait()
-    return float(score)
 
 
 def _spice_score(gts: dict, res: dict) -> float:
