@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
-from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.spec import Examples, TaskPipeline, TaskSpec
@@ -83,18 +82,13 @@ class CaptioningDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, item) -> dict[str, Any]:
-        from xfm_pipeline.data.images import load_image
         from xfm_pipeline.data.text import pre_caption
 
         index, seed = item if isinstance(item, (tuple, list)) else (int(item), 0)
         rng = random.Random(seed)
         record = self.records[index]
         seed = rng.getrandbits(62)
-        out = {
-            "images": self.images.get(
-                record.image, lambda: seeded_transform(self.transform, load_image(self.root, record.image, f"{self.source} record {index}"), seed)
-            )
-        }  # (3, S, S)
+        out = {"images": self.images.transformed(self.root, record.image, self.transform, seed, f"{self.source} record {index}")}  # (3, S, S)
         if self.train:
             text = self.options.prompt + pre_caption(record.caption, CAPTION_WORDS)
             ids, atts = common.tokenize_fixed(self.tokenizer, text, self.max_tokens)

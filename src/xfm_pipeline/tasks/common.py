@@ -46,6 +46,14 @@ class ImageMemo:
             self.bytes += size
         return value
 
+    def transformed(self, root, path: str, transform, seed: int, where: str) -> torch.Tensor:
+        """Image ``path`` under ``root`` through ``transform`` with its randomness from ``seed``
+        (:func:`~xfm_pipeline.data.transforms.seeded_transform`), kept per path; ``where`` names the record in errors."""
+        from xfm_pipeline.data.images import load_image
+        from xfm_pipeline.data.transforms import seeded_transform
+
+        return self.get(path, lambda: seeded_transform(transform, load_image(root, path, where), seed))
+
 
 def image_size(params) -> int:
     """The task's image resolution (the fine-tune job fills ``params.image_size`` from the checkpoint)."""

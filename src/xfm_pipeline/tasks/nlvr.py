@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
-from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
     ImageMemo,
@@ -100,17 +99,13 @@ class NLVRDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, item) -> dict[str, Any]:
-        from xfm_pipeline.data.images import load_image
 
         index, seed = item if self.train else (item, 0)
         rng = random.Random(seed)
         record = self.records[index]
         transform = self.no_flip if mentions_left_right(self.sentences[index]) else self.flip
         seeds = [rng.getrandbits(62) for _ in record.images]  # drawn whether or not the memo holds the image
-        images = [
-            self.images.get(path, lambda path=path, seed=seed: seeded_transform(transform, load_image(self.root, path, f"nlvr record {index}"), seed))
-            for path, seed in zip(record.images, seeds, strict=True)
-        ]
+        images = [self.images.transformed(self.root, path, transform, seed, f"nlvr record {index}") for path, seed in zip(record.images, seeds, strict=True)]
         out = {
             "images": torch.stack(images),  # (2, 3, S, S) left, right
             "text_ids": self.text_ids[index],  # (L,)

@@ -42,7 +42,6 @@ import torch
 from torch import nn
 
 from xfm_pipeline.data.text import trim_padding
-from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.common import (
     ImageMemo,
@@ -103,7 +102,6 @@ class RetrievalTrainDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, item: tuple[int, int]) -> dict[str, Any]:
-        from xfm_pipeline.data.images import load_image
         from xfm_pipeline.data.text import pre_caption
 
         index, seed = item
@@ -113,7 +111,7 @@ class RetrievalTrainDataset(torch.utils.data.Dataset):
         transform = self.no_flip if mentions_left_right(caption) else self.flip
         ids, atts = tokenize_fixed(self.tokenizer, caption, self.max_tokens)
         seed = rng.getrandbits(62)
-        image = self.images.get(record.image, lambda: seeded_transform(transform, load_image(self.root, record.image, f"retrieval train record {index}"), seed))
+        image = self.images.transformed(self.root, record.image, transform, seed, f"retrieval train record {index}")
         return {
             "images": image,  # (3, S, S)
             "text_ids": ids[0],  # (L,)

@@ -33,7 +33,6 @@ from torch import nn
 
 from xfm_pipeline.data.formats.vqa import answer_weights
 from xfm_pipeline.data.text import pre_question, trim_padding
-from xfm_pipeline.data.transforms import seeded_transform
 from xfm_pipeline.tasks import common
 from xfm_pipeline.tasks.base import Task, TaskModel, TaskParams
 from xfm_pipeline.tasks.spec import Examples, PaperResult, TaskPipeline, TaskSpec
@@ -97,15 +96,12 @@ class VQADataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, item) -> dict[str, Any]:
-        from xfm_pipeline.data.images import load_image
 
         index, seed = item if isinstance(item, (tuple, list)) else (int(item), 0)
         rng = random.Random(seed)
         record = self.records[index]
         seed = rng.getrandbits(62)
-        images = self.images.get(
-            record.image, lambda: seeded_transform(self.transform, load_image(self.root, record.image, f"{self.source} record {index}"), seed)
-        )  # (3, S, S)
+        images = self.images.transformed(self.root, record.image, self.transform, seed, f"{self.source} record {index}")  # (3, S, S)
         out = {"images": images, "question_ids": self.question_ids[index], "question_atts": self.question_atts[index]}
         if self.train:
             if not self.augment:  # the image tensor is a function of the path: a frozen encoder's output may be cached
